@@ -1,0 +1,9 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+from .heads import PREDICTION_LAYERS, build_yolor_head
+from .layers import ImplicitA, ImplicitC, ImplicitM
+from .necks import build_yolor_neck
+
+__all__ = [
+    'ImplicitA', 'ImplicitM', 'ImplicitC', 'build_yolor_neck',
+    'build_yolor_head', 'PREDICTION_LAYERS'
+]

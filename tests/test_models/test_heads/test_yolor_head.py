@@ -1,0 +1,253 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+import copy
+
+import pytest
+import torch
+from mmengine.config import ConfigDict
+
+from mmdet.registry import MODELS
+from mmdet_yolor.models.heads import PREDICTION_LAYERS, find_prediction_layers
+from mmdet_yolor.models.layers import ImplicitA, ImplicitM
+
+FPN_STRIDES = [8, 16, 32, 64, 128]
+TRAIN_CFG_RPN = dict(
+    assigner=dict(
+        type='MaxIoUAssigner',
+        pos_iou_thr=0.7,
+        neg_iou_thr=0.3,
+        min_pos_iou=0.3,
+        ignore_iof_thr=-1),
+    sampler=dict(
+        type='RandomSampler',
+        num=256,
+        pos_fraction=0.5,
+        neg_pos_ub=-1,
+        add_gt_as_proposals=False),
+    allowed_border=-1,
+    pos_weight=-1,
+    debug=False)
+
+# One config per head type of the five detectors (and RetinaNet); inputs are
+# (config, input builder).
+HEADS = {
+    'RPNHead':
+    dict(type='RPNHead', in_channels=8, feat_channels=8, num_classes=1,
+         anchor_generator=dict(
+             type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0],
+             strides=[4, 8, 16, 32, 64])),
+    'RetinaHead':
+    dict(type='RetinaHead', num_classes=3, in_channels=8, feat_channels=8,
+         stacked_convs=1,
+         anchor_generator=dict(
+             type='AnchorGenerator', octave_base_scale=4,
+             scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
+             strides=FPN_STRIDES)),
+    'FCOSHead':
+    dict(type='FCOSHead', num_classes=3, in_channels=8, feat_channels=32,
+         stacked_convs=1, strides=FPN_STRIDES),
+    'ATSSHead':
+    dict(type='ATSSHead', num_classes=3, in_channels=8, feat_channels=32,
+         stacked_convs=1,
+         anchor_generator=dict(
+             type='AnchorGenerator', ratios=[1.0], octave_base_scale=8,
+             scales_per_octave=1, strides=FPN_STRIDES)),
+    'Shared2FCBBoxHead':
+    dict(type='Shared2FCBBoxHead', in_channels=8, fc_out_channels=16,
+         roi_feat_size=7, num_classes=3),
+    'FCNMaskHead':
+    dict(type='FCNMaskHead', num_convs=1, in_channels=8,
+         conv_out_channels=8, num_classes=3),
+    'DIIHead':
+    dict(type='DIIHead', num_classes=3, num_ffn_fcs=2, num_heads=2,
+         num_cls_fcs=1, num_reg_fcs=1, feedforward_channels=32,
+         in_channels=16, dropout=0.0,
+         dynamic_conv_cfg=dict(
+             type='DynamicConv', in_channels=16, feat_channels=4,
+             out_channels=16, input_feat_shape=7,
+             act_cfg=dict(type='ReLU', inplace=True),
+             norm_cfg=dict(type='LN'))),
+}
+
+
+def head_inputs(name):
+    torch.manual_seed(1)
+    if name in ('RPNHead', 'RetinaHead', 'FCOSHead', 'ATSSHead'):
+        sizes = [16, 8, 4, 2, 1]
+        return (tuple(torch.randn(2, 8, s, s) for s in sizes), )
+    if name == 'Shared2FCBBoxHead':
+        return (torch.randn(5, 8, 7, 7), )
+    if name == 'FCNMaskHead':
+        return (torch.randn(5, 8, 14, 14), )
+    return (torch.randn(2 * 3, 16, 7, 7), torch.randn(2, 3, 16))
+
+
+def build_pair(name, implicit_cfg=None, **wrapper_kwargs):
+    """Build the plain head and its YOLOR version holding the same original
+    weights."""
+    torch.manual_seed(0)
+    plain = MODELS.build(copy.deepcopy(HEADS[name]))
+    plain.init_weights()
+    yolor = MODELS.build(
+        dict(type='YOLORHead', head=copy.deepcopy(HEADS[name]),
+             implicit_cfg=implicit_cfg, **wrapper_kwargs))
+    yolor.init_weights()
+    missing, unexpected = yolor.load_state_dict(
+        plain.state_dict(), strict=False)
+    assert not unexpected
+    assert missing and all('.implicit_' in key for key in missing)
+    return plain.eval(), yolor.eval()
+
+
+def flatten(outputs):
+    if isinstance(outputs, torch.Tensor):
+        return [outputs]
+    return [t for item in outputs for t in flatten(item)]
+
+
+@pytest.mark.parametrize('name', HEADS)
+def test_wrapped_head_is_a_subclass_keeping_keys(name):
+    plain, yolor = build_pair(name)
+    assert isinstance(yolor, type(plain))
+    assert type(yolor).__name__ == f'YOLOR{name}'
+    plain_keys = set(plain.state_dict())
+    yolor_keys = set(yolor.state_dict())
+    assert plain_keys < yolor_keys
+    assert all('.implicit_' in key for key in yolor_keys - plain_keys)
+
+
+@pytest.mark.parametrize('name', HEADS)
+def test_identity_init_equals_plain_head(name):
+    plain, yolor = build_pair(name, implicit_cfg=dict(init='identity'))
+    with torch.no_grad():
+        expected = flatten(plain(*head_inputs(name)))
+        actual = flatten(yolor(*head_inputs(name)))
+    assert len(expected) == len(actual)
+    for e, a in zip(expected, actual):
+        assert torch.equal(e, a)
+
+
+@pytest.mark.parametrize('name', HEADS)
+def test_paper_init_changes_outputs_and_gets_gradients(name):
+    plain, yolor = build_pair(name)
+    yolor.train()
+    outputs = flatten(yolor(*head_inputs(name)))
+    with torch.no_grad():
+        expected = flatten(plain(*head_inputs(name)))
+    assert any(not torch.allclose(e, a) for e, a in zip(expected, outputs))
+    sum(o.float().sum() for o in outputs).backward()
+    implicit_grads = [
+        p.grad for key, p in yolor.named_parameters() if '.implicit_' in key
+    ]
+    assert implicit_grads and all(
+        g is not None and g.abs().sum() > 0 for g in implicit_grads)
+
+
+@pytest.mark.parametrize('name', HEADS)
+def test_prediction_layers_follow_idetect_pattern(name):
+    """Each prediction layer computes ImplicitM(layer(ImplicitA(x)))."""
+    _, yolor = build_pair(name)
+    entry = find_prediction_layers(type(yolor))
+    levels = 5 if entry.shared_across_levels else 1
+    for layer_name in entry.names:
+        layer = getattr(yolor, layer_name)
+        assert len(layer.implicit_a) == len(layer.implicit_m) == levels
+        assert all(isinstance(m, ImplicitA) for m in layer.implicit_a)
+        assert all(isinstance(m, ImplicitM) for m in layer.implicit_m)
+        x = torch.randn(3, layer.implicit_a[0].channels, 4, 4)
+        if isinstance(layer, torch.nn.Linear):
+            x = x[..., 0, 0]
+        layer.implicit_level = 0
+        with torch.no_grad():
+            expected = layer.implicit_m[0](torch.nn.functional.linear(
+                layer.implicit_a[0](x), layer.weight, layer.bias
+            ) if isinstance(layer, torch.nn.Linear) else layer._conv_forward(
+                layer.implicit_a[0](x), layer.weight, layer.bias))
+            assert torch.allclose(layer(x), expected)
+
+
+@pytest.mark.parametrize('name', ['FCOSHead', 'RPNHead', 'ATSSHead'])
+def test_shared_head_uses_one_implicit_per_level(name):
+    _, yolor = build_pair(name, implicit_cfg=dict(init='identity'))
+    cls_layer = getattr(yolor, find_prediction_layers(type(yolor)).names[0])
+    with torch.no_grad():
+        cls_layer.implicit_m[2].implicit.zero_()
+        cls_scores = yolor(*head_inputs(name))[0]
+    assert torch.count_nonzero(cls_scores[2]) == 0
+    assert all(
+        torch.count_nonzero(cls_scores[level]) > 0
+        for level in (0, 1, 3, 4))
+    # forward called directly (mmdet's `_forward`) restarts at level 0
+    with torch.no_grad():
+        again = yolor.forward(*head_inputs(name))[0]
+    assert torch.count_nonzero(again[2]) == 0
+
+
+def test_share_across_levels_uses_one_pair():
+    _, yolor = build_pair('FCOSHead', share_across_levels=True)
+    assert len(yolor.conv_cls.implicit_a) == 1
+    assert len(yolor.conv_cls.implicit_m) == 1
+
+
+def test_init_cfg_override_does_not_touch_implicits():
+    # FCOS re-initialises everything named conv_cls with N(0, 0.01) and a
+    # focal-loss bias; the ImplicitM below it must stay around 1
+    _, yolor = build_pair('FCOSHead', implicit_cfg=dict(form='nn'))
+    values = torch.cat([m.representation() for m in yolor.conv_cls.implicit_m])
+    assert abs(values.mean().item() - 1) < 0.05
+
+
+def test_dii_head_keeps_implicit_init():
+    # DIIHead xavier-initialises every matrix, including the projections of
+    # the 'nn' form; YOLORHead re-initialises the implicits after it
+    _, yolor = build_pair('DIIHead', implicit_cfg=dict(form='nn'))
+    for implicit in yolor.fc_cls.implicit_m:
+        assert abs(implicit.representation().mean().item() - 1) < 0.05
+        assert implicit.representation().std().item() < 0.05
+
+
+def test_injected_head_kwargs_reach_the_head():
+    # detectors inject train_cfg/test_cfg/num_classes at the top level
+    head = MODELS.build(
+        dict(type='YOLORHead', head=HEADS['RPNHead'],
+             train_cfg=ConfigDict(TRAIN_CFG_RPN), num_classes=1))
+    assert head.train_cfg.allowed_border == -1
+
+
+def test_unsupported_head_is_refused_with_guidance():
+    with pytest.raises(TypeError) as error:
+        MODELS.build(
+            dict(type='YOLORHead',
+                 head=dict(type='CenterNetHead', in_channels=8,
+                           feat_channels=8, num_classes=3)))
+    message = str(error.value)
+    assert "head type 'CenterNetHead'" in message
+    for supported in PREDICTION_LAYERS:
+        assert supported in message
+    assert 'PREDICTION_LAYERS in mmdet_yolor/models/heads/yolor_head.py' \
+        in message
+
+
+def test_unknown_head_type_is_refused():
+    with pytest.raises(KeyError, match="'NoSuchHead' is not registered"):
+        MODELS.build(dict(type='YOLORHead', head=dict(type='NoSuchHead')))
+
+
+def test_subclass_found_through_its_base():
+    from mmdet.models.roi_heads.mask_heads import HTCMaskHead
+    from mmdet.models.roi_heads.bbox_heads import Shared4Conv1FCBBoxHead
+    assert find_prediction_layers(HTCMaskHead).names == ('conv_logits', )
+    assert find_prediction_layers(Shared4Conv1FCBBoxHead).names == (
+        'fc_cls', 'fc_reg')
+
+
+def test_deepcopy_keeps_hooks_on_the_copy():
+    # EMA hooks deep-copy the model; the copy's hooks must use its own
+    # implicits
+    _, yolor = build_pair('FCOSHead', implicit_cfg=dict(init='identity'))
+    clone = copy.deepcopy(yolor)
+    with torch.no_grad():
+        clone.conv_cls.implicit_m[0].implicit.zero_()
+        original = yolor(*head_inputs('FCOSHead'))[0][0]
+        copied = clone(*head_inputs('FCOSHead'))[0][0]
+    assert torch.count_nonzero(original) > 0
+    assert torch.count_nonzero(copied) == 0
