@@ -8,8 +8,10 @@ PYTHON := $(VENV)/bin/python
 install:
 	@bash tools/misc/install_env.sh
 
+# One thread per process: the tests run tiny models (threads only add
+# overhead) and some start two training processes on a 2-core machine.
 test: install
-	$(PYTHON) -m pytest tests
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest tests
 
 demo: install
 	$(PYTHON) tools/demo.py $(DEMO_ARGS)

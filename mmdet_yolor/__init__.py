@@ -1,14 +1,21 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """YOLOR implicit knowledge for MMDetection 3.x.
 
-Importing the package checks the OpenMMLab versions, then registers its
-modules into ``mmdet.registry.MODELS``: load it from a config with
+Importing the package checks the OpenMMLab versions, applies the stack
+fixes of :mod:`mmdet_yolor.compat` and registers its modules into mmdet's
+registries: load it from a config with
 ``custom_imports = dict(imports=['mmdet_yolor'], allow_failed_imports=False)``.
 """
 from .version import __version__, check_versions
 
 check_versions()
 
-from . import models  # noqa: E402,F401  (registers the modules)
+# isort: off
+from . import compat  # noqa: E402
+from . import datasets, models  # noqa: E402,F401  (registers the modules)
+from .toggle import yolorize  # noqa: E402
+# isort: on
 
-__all__ = ['__version__', 'check_versions']
+compat.register_checkpoint_loader()
+
+__all__ = ['__version__', 'check_versions', 'yolorize']

@@ -31,7 +31,7 @@ Example:
 
 Command line::
 
-    python -m mmdet_yolor.datasets.shapes --out-dir data/shapes \
+    python -m mmdet_yolor.datasets --out-dir data/shapes \
         --num-train 400 --num-val 100 --image-size 320 --seed 0
 """
 import argparse
@@ -579,7 +579,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line of :func:`main`."""
     defaults = dataset_params()
     parser = argparse.ArgumentParser(
-        prog='python -m mmdet_yolor.datasets.shapes',
+        prog='python -m mmdet_yolor.datasets',
         description='Generate the synthetic shapes dataset (COCO format, '
         'boxes and instance masks) used by the mmdet_yolor ablation.')
     parser.add_argument(
@@ -648,7 +648,3 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
               f'{counts["instances"]} instances')
     print(f'Wrote the dataset to {osp.abspath(out_dir)}')
     return meta
-
-
-if __name__ == '__main__':
-    main()

@@ -1,0 +1,195 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""What ``tools/train.py`` and ``tools/test.py`` do with their arguments.
+
+The tools only parse the command line (with mmdet 3.3.0's flags, plus
+``--yolor``); turning those choices into an mmengine config and running it
+lives here, where tests can import it.
+"""
+import copy
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmdet.engine.hooks.utils import trigger_visualization_hook
+from mmdet.evaluation import DumpDetResults
+from mmdet.utils import setup_cache_size_limit_of_dynamo
+from . import compat
+from .toggle import yolorize
+
+# ``--yolor [all|fa|pr]``: which parts of YOLOR to switch on.
+YOLOR_PARTS = {
+    'all': dict(),
+    'fa': dict(prediction_refinement=False),
+    'pr': dict(feature_alignment=False),
+}
+
+
+def load_config(config: str,
+                cfg_options: Optional[dict] = None,
+                yolor: Optional[str] = None) -> Config:
+    """Load ``config``, merge ``cfg_options`` into it and, if ``yolor`` names
+    a part of :data:`YOLOR_PARTS`, rewrite it with :func:`yolorize`."""
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file {config} does not exist')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if yolor:
+        if yolor not in YOLOR_PARTS:
+            raise ValueError(f'--yolor takes one of {tuple(YOLOR_PARTS)}, '
+                             f'got {yolor!r}')
+        cfg = yolorize(cfg, **YOLOR_PARTS[yolor])
+    return cfg
+
+
+def default_work_dir(config: str, yolor: Optional[str] = None) -> str:
+    """``./work_dirs/<config name>``, as mmdet, with ``_yolor`` (or
+    ``_yolor-fa``/``_yolor-pr``) appended when ``--yolor`` rewrote it, so the
+    baseline's work dir is never overwritten."""
+    name = osp.splitext(osp.basename(config))[0]
+    if yolor:
+        name += '_yolor' if yolor == 'all' else f'_yolor-{yolor}'
+    return osp.join('./work_dirs', name)
+
+
+def _set_common(cfg: Config, config: str, work_dir: Optional[str],
+                launcher: str, yolor: Optional[str]) -> None:
+    cfg.launcher = launcher
+    # work_dir priority as mmdet: CLI > config > config file name
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = default_work_dir(config, yolor)
+
+
+def prepare_train_config(config: str,
+                         work_dir: Optional[str] = None,
+                         resume: Optional[str] = None,
+                         amp: bool = False,
+                         auto_scale_lr: bool = False,
+                         cfg_options: Optional[dict] = None,
+                         launcher: str = 'none',
+                         yolor: Optional[str] = None) -> Config:
+    """Return the training config that ``tools/train.py`` runs.
+
+    Args:
+        config (str): Config file path.
+        work_dir (str, optional): Directory for logs and checkpoints.
+        resume (str, optional): ``'auto'`` resumes from the latest checkpoint
+            in the work dir, a path resumes from that checkpoint.
+        amp (bool): Train with automatic mixed precision.
+        auto_scale_lr (bool): Scale the learning rate by the total batch
+            size (the config needs ``auto_scale_lr.base_batch_size``).
+        cfg_options (dict, optional): Overrides merged into the config.
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+        yolor (str, optional): Apply :func:`yolorize`: ``'all'``, ``'fa'``
+            (feature alignment only) or ``'pr'`` (prediction refinement only).
+    """
+    cfg = load_config(config, cfg_options, yolor)
+    _set_common(cfg, config, work_dir, launcher, yolor)
+    if amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise KeyError(
+                f'--auto-scale-lr needs auto_scale_lr.base_batch_size in '
+                f'{config} (e.g. auto_scale_lr = dict(enable=False, '
+                f'base_batch_size=16))')
+        cfg.auto_scale_lr.enable = True
+    # resume priority as mmdet: an explicit checkpoint > auto-resume
+    if resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif resume is not None:
+        cfg.resume = True
+        cfg.load_from = resume
+    return cfg
+
+
+def enable_tta(cfg: Config) -> None:
+    """Wrap the model in its ``tta_model`` and test with ``tta_pipeline``.
+
+    Configs without them get mmdet's defaults: horizontal-flip TTA merged by
+    NMS at IoU 0.5.
+    """
+    if 'tta_model' not in cfg:
+        cfg.tta_model = dict(
+            type='DetTTAModel',
+            tta_cfg=dict(
+                nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+    if 'tta_pipeline' not in cfg:
+        dataset = cfg.test_dataloader.dataset
+        while 'dataset' in dataset:
+            dataset = dataset['dataset']
+        cfg.tta_pipeline = copy.deepcopy(dataset.pipeline)
+        cfg.tta_pipeline[-1] = dict(
+            type='TestTimeAug',
+            transforms=[[
+                dict(type='RandomFlip', prob=1.),
+                dict(type='RandomFlip', prob=0.)
+            ], [
+                dict(
+                    type='PackDetInputs',
+                    meta_keys=('img_id', 'img_path', 'ori_shape',
+                               'img_shape', 'scale_factor', 'flip',
+                               'flip_direction'))
+            ]])
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+
+def prepare_test_config(config: str,
+                        checkpoint: str,
+                        work_dir: Optional[str] = None,
+                        show: bool = False,
+                        show_dir: Optional[str] = None,
+                        wait_time: float = 2,
+                        tta: bool = False,
+                        cfg_options: Optional[dict] = None,
+                        launcher: str = 'none',
+                        yolor: Optional[str] = None) -> Config:
+    """Return the test config that ``tools/test.py`` runs; the arguments are
+    those of :func:`prepare_train_config` and mmdet's ``tools/test.py``."""
+    cfg = load_config(config, cfg_options, yolor)
+    _set_common(cfg, config, work_dir, launcher, yolor)
+    cfg.load_from = checkpoint
+    if show or show_dir:
+        trigger_visualization_hook(
+            cfg,
+            ConfigDict(show=show, show_dir=show_dir, wait_time=wait_time))
+    if tta:
+        enable_tta(cfg)
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Build the runner of ``cfg`` (``runner_type`` if set), after making a
+    multi-process run work on machines without CUDA."""
+    setup_cache_size_limit_of_dynamo()
+    compat.setup_distributed(cfg)
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def train(cfg: Config) -> Runner:
+    """Train with ``cfg``; return the runner."""
+    runner = build_runner(cfg)
+    runner.train()
+    return runner
+
+
+def test(cfg: Config, out: Optional[str] = None) -> dict:
+    """Test with ``cfg``; return the metrics. ``out`` dumps the predictions
+    to a pickle file."""
+    runner = build_runner(cfg)
+    if out is not None:
+        if not out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out must name a .pkl file, got {out}')
+        runner.test_evaluator.metrics.append(
+            DumpDetResults(out_file_path=out))
+    return runner.test()

@@ -1,0 +1,103 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""Helpers for tests and quick runs, in the spirit of ``mmdet.testing``."""
+import os.path as osp
+
+from mmengine.config import Config
+
+# The configs/ folder of a source checkout (the package is installed
+# editable by `make install`).
+CONFIGS_ROOT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                        'configs')
+
+# Every seed-table row: (baseline config, YOLOR config) under configs/.
+SEED_CONFIGS = [
+    ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+     'faster_rcnn/faster-rcnn-yolor_r50_fpn_1x_coco.py'),
+    ('mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+     'mask_rcnn/mask-rcnn-yolor_r50_fpn_1x_coco.py'),
+    ('sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py',
+     'sparse_rcnn/sparse-rcnn-yolor_r50_fpn_1x_coco.py'),
+    ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+     'fcos/fcos-yolor_r50-caffe_fpn_gn-head_1x_coco.py'),
+    ('atss/atss_r50_fpn_1x_coco.py', 'atss/atss-yolor_r50_fpn_1x_coco.py'),
+    ('sparse_rcnn/sparse-rcnn_r50_fpn_300-proposals_crop-ms-480-800-3x_coco.py',
+     'sparse_rcnn/sparse-rcnn-yolor_r50_fpn_300-proposals_crop-ms-480-800-3x_coco.py'),  # noqa: E501
+]
+
+
+def get_config(relative_path: str) -> Config:
+    """Load ``configs/<relative_path>`` of this repository."""
+    return Config.fromfile(osp.join(CONFIGS_ROOT, relative_path))
+
+
+def shrink_backbone(model_cfg: dict, base_channels: int = 16) -> dict:
+    """Turn the ResNet-50 of a detector config into a ResNet-18 with
+    ``base_channels`` stem channels, initialised from scratch, and fit the
+    neck's ``in_channels``; heads keep their widths. In place; returns
+    ``model_cfg``."""
+    model_cfg.backbone.update(
+        depth=18, base_channels=base_channels, init_cfg=None)
+    neck = model_cfg.neck
+    if neck.get('type') == 'YOLORNeck':
+        neck = neck.neck
+    neck.in_channels = [base_channels * 2**i for i in range(4)]
+    return model_cfg
+
+
+def tiny_fcos_config(data_root: str,
+                     work_dir: str,
+                     max_epochs: int = 1,
+                     num_train: int = 8,
+                     num_val: int = 4,
+                     image_size: int = 64) -> Config:
+    """A seconds-long FCOS training config on a tiny synthetic shapes set.
+
+    ResNet-18 with 8 stem channels from scratch, 32-channel FPN and head,
+    ``num_train`` training images of ``image_size`` pixels, a batch of 2,
+    evaluation and a checkpoint after every epoch.
+    """
+    cfg = get_config('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py')
+    model = cfg.model
+    model.data_preprocessor.update(
+        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
+    shrink_backbone(model, base_channels=8)
+    model.backbone.update(
+        norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
+        frozen_stages=-1)
+    model.neck.out_channels = 32
+    model.bbox_head.update(
+        num_classes=6, in_channels=32, feat_channels=32, stacked_convs=1)
+    generator = dict(
+        num_train=num_train, num_val=num_val, image_size=image_size, seed=0)
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
+        dict(type='PackDetInputs')
+    ]
+    for split, loader in (('train', cfg.train_dataloader),
+                          ('val', cfg.val_dataloader)):
+        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+        loader.dataset = dict(
+            type='ShapesDataset',
+            data_root=data_root,
+            generator=generator,
+            ann_file=f'annotations/instances_{split}.json',
+            data_prefix=dict(img=f'{split}/'),
+            test_mode=split == 'val',
+            pipeline=pipeline)
+    cfg.train_dataloader.batch_sampler = None
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.val_evaluator = dict(
+        type='CocoMetric',
+        ann_file=osp.join(data_root, 'annotations/instances_val.json'),
+        metric='bbox')
+    cfg.test_evaluator = cfg.val_evaluator
+    cfg.train_cfg = dict(
+        type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
+    cfg.optim_wrapper.optimizer = dict(type='SGD', lr=0.01, momentum=0.9,
+                                       weight_decay=1e-4)
+    cfg.param_scheduler = []
+    cfg.default_hooks.logger.interval = 1
+    cfg.work_dir = work_dir
+    return cfg

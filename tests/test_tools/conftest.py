@@ -1,0 +1,55 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from mmdet_yolor.testing import tiny_fcos_config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(REPO, 'tools')
+
+
+def run(args, cwd, env=None, check=True):
+    """Run a command with one thread per process (the 2-core CI machine)
+    and return the completed process with its output."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', **(env or {}))
+    result = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f'{" ".join(args)} failed:\n{result.stdout}\n'
+                             f'{result.stderr}')
+    return result
+
+
+@pytest.fixture
+def run_tool():
+    """``run_tool(name, *args, cwd)`` runs ``tools/<name>``: a .py with this
+    interpreter, a .sh with bash and PYTHON set to this interpreter."""
+
+    def run_tool(name, *args, cwd, **kwargs):
+        path = osp.join(TOOLS, name)
+        if name.endswith('.sh'):
+            return run(['bash', path, *args], cwd,
+                       env=dict(PYTHON=sys.executable), **kwargs)
+        return run([sys.executable, path, *args], cwd, **kwargs)
+
+    return run_tool
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """Write a seconds-long FCOS config to tmp_path and return a function
+    that writes variants: ``make(name='tiny.py', **tiny_fcos_config
+    kwargs) -> path``."""
+
+    def make(name='tiny.py', **kwargs):
+        cfg = tiny_fcos_config(
+            str(tmp_path / 'data'), str(tmp_path / 'work'), **kwargs)
+        path = str(tmp_path / name)
+        cfg.dump(path)
+        return path
+
+    return make

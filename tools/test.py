@@ -1,0 +1,82 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""Test (and evaluate) a detector: mmdet 3.3.0's tools/test.py flags, plus
+``--yolor`` to apply YOLOR to any mmdet config."""
+import argparse
+import os
+
+from mmengine.config import DictAction
+
+from mmdet_yolor import launch
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='MMDet test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='the directory to save the file containing evaluation metrics')
+    parser.add_argument(
+        '--out',
+        type=str,
+        help='dump predictions to a pickle file for offline evaluation')
+    parser.add_argument(
+        '--show', action='store_true', help='show prediction results')
+    parser.add_argument(
+        '--show-dir',
+        help='directory where painted images will be saved. '
+        'If specified, it will be automatically saved '
+        'to the work_dir/timestamp/show_dir')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--yolor',
+        nargs='?',
+        const='all',
+        choices=sorted(launch.YOLOR_PARTS),
+        help='rewrite the config to its YOLOR form ("all", "fa" or "pr"), as '
+        'in tools/train.py')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed. Applied before --yolor.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--tta', action='store_true', help='test-time augmentation')
+    # torch.distributed.launch passes --local-rank, torchrun sets LOCAL_RANK
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main():
+    args = parse_args()
+    cfg = launch.prepare_test_config(
+        args.config,
+        args.checkpoint,
+        work_dir=args.work_dir,
+        show=args.show,
+        show_dir=args.show_dir,
+        wait_time=args.wait_time,
+        tta=args.tta,
+        cfg_options=args.cfg_options,
+        launcher=args.launcher,
+        yolor=args.yolor)
+    launch.test(cfg, out=args.out)
+
+
+if __name__ == '__main__':
+    main()
