@@ -1,0 +1,145 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+import pytest
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+
+from mmdet.registry import MODELS
+from mmdet_yolor import yolorize
+from mmdet_yolor.testing import SEED_CONFIGS, get_config, shrink_backbone
+from mmdet_yolor.toggle import YolorizeError
+
+
+def test_returns_a_copy():
+    cfg = get_config('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py')
+    yolor = yolorize(cfg)
+    assert cfg.model.neck.type == 'FPN'
+    assert yolor.model.neck.type == 'YOLORNeck'
+    assert yolor.model.neck.neck == cfg.model.neck
+    assert yolor.model.bbox_head.head == cfg.model.bbox_head
+
+
+def test_two_stage_heads_and_roi_heads():
+    cfg = get_config('mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')
+    model = yolorize(cfg).model
+    assert model.rpn_head.type == 'YOLORHead'
+    assert model.roi_head.type == 'StandardRoIHead'
+    assert model.roi_head.bbox_head.type == 'YOLORHead'
+    assert model.roi_head.mask_head.type == 'YOLORHead'
+    assert model.roi_head.bbox_roi_extractor == \
+        cfg.model.roi_head.bbox_roi_extractor
+
+
+def test_stage_head_lists_and_embedding_rpn():
+    cfg = get_config('sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py')
+    model = yolorize(cfg).model
+    assert model.rpn_head == cfg.model.rpn_head  # EmbeddingRPNHead
+    assert [h.type for h in model.roi_head.bbox_head] == ['YOLORHead'] * 6
+    assert [h.head for h in model.roi_head.bbox_head] == \
+        cfg.model.roi_head.bbox_head
+
+
+def test_switches():
+    cfg = get_config('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    fa_only = yolorize(cfg, prediction_refinement=False).model
+    assert fa_only.neck.type == 'YOLORNeck'
+    assert fa_only.rpn_head.type == 'RPNHead'
+    pr_only = yolorize(cfg, feature_alignment=False).model
+    assert pr_only.neck.type == 'FPN'
+    assert pr_only.rpn_head.type == 'YOLORHead'
+    with pytest.raises(YolorizeError, match='enable feature_alignment or '
+                       'prediction_refinement'):
+        yolorize(cfg, feature_alignment=False, prediction_refinement=False)
+
+
+def test_options_reach_the_wrappers():
+    cfg = get_config('atss/atss_r50_fpn_1x_coco.py')
+    model = yolorize(
+        cfg, implicit_cfg=dict(form='mf', num_atoms=2),
+        alignment_operator='multiply', share_across_levels=True).model
+    assert model.neck.operator == 'multiply'
+    assert model.neck.implicit_cfg == dict(form='mf', num_atoms=2)
+    assert model.bbox_head.implicit_cfg == dict(form='mf', num_atoms=2)
+    assert model.bbox_head.share_across_levels
+
+
+def test_custom_imports_and_no_weight_decay():
+    cfg = get_config('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    cfg.custom_imports = dict(imports=['os.path'])
+    yolor = yolorize(cfg)
+    assert yolor.custom_imports == dict(
+        imports=['os.path', 'mmdet_yolor'], allow_failed_imports=False)
+    assert yolor.optim_wrapper.paramwise_cfg.custom_keys == {
+        'implicit_': dict(decay_mult=0.)
+    }
+
+
+def test_implicit_parameters_get_no_weight_decay():
+    cfg = yolorize(get_config('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'))
+    model = MODELS.build(shrink_backbone(cfg.model))
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    decay = {}
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in optim_wrapper.optimizer.param_groups:
+        for param in group['params']:
+            decay[names[id(param)]] = group['weight_decay']
+    implicit = [name for name in decay if '.implicit_' in name]
+    assert len(implicit) == 5 + 3 * 2 * 5  # neck levels, 3 layers x 2 x 5
+    assert all(decay[name] == 0 for name in implicit)
+    assert decay['bbox_head.conv_cls.weight'] == 1e-4
+
+
+def test_config_without_neck_is_refused(tmp_path):
+    config = tmp_path / 'no_neck.py'
+    config.write_text("model = dict(type='SingleStageDetector', "
+                      "bbox_head=dict(type='FCOSHead'))")
+    cfg = Config.fromfile(str(config))
+    with pytest.raises(YolorizeError, match='model in .*no_neck.py has no '
+                       r'neck.*--yolor pr'):
+        yolorize(cfg)
+    assert yolorize(cfg, feature_alignment=False).model.bbox_head.type == \
+        'YOLORHead'
+
+
+def test_unsupported_head_is_refused():
+    cfg = get_config('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    cfg.model.rpn_head.type = 'CenterNetHead'
+    with pytest.raises(YolorizeError) as error:
+        yolorize(cfg)
+    message = str(error.value)
+    assert message.startswith(
+        'yolorize: model.rpn_head in ') and 'faster-rcnn_r50' in message
+    assert "head type 'CenterNetHead'" in message
+    assert 'PREDICTION_LAYERS' in message and '--yolor fa' in message
+
+
+def test_unknown_head_type_is_refused():
+    cfg = get_config('atss/atss_r50_fpn_1x_coco.py')
+    cfg.model.bbox_head.type = 'ATSSHeadd'
+    with pytest.raises(YolorizeError, match="model.bbox_head in .*'ATSSHeadd' "
+                       'is not registered'):
+        yolorize(cfg)
+
+
+def test_yolor_config_is_refused():
+    cfg = yolorize(get_config('atss/atss_r50_fpn_1x_coco.py'))
+    with pytest.raises(YolorizeError, match='already a YOLORNeck'):
+        yolorize(cfg)
+
+
+def test_neck_list_wraps_the_last_neck():
+    cfg = get_config('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py')
+    cfg.model.neck = [cfg.model.neck, dict(type='BFP', in_channels=256,
+                                           num_levels=5)]
+    neck = yolorize(cfg).model.neck
+    assert neck[0].type == 'FPN' and neck[1].type == 'YOLORNeck'
+
+
+@pytest.mark.parametrize('baseline,yolor', SEED_CONFIGS)
+def test_shipped_yolor_config_equals_yolorized_baseline(baseline, yolor):
+    expected = yolorize(get_config(baseline))
+    shipped = get_config(yolor)
+    assert shipped.model == expected.model
+    assert shipped.optim_wrapper == expected.optim_wrapper
+    assert shipped.custom_imports == expected.custom_imports
+    # and nothing else differs
+    assert shipped.to_dict() == expected.to_dict()
