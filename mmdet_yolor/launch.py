@@ -17,14 +17,8 @@ from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 from . import compat
-from .toggle import yolorize
+from .toggle import YOLOR_PARTS, yolorize
 
-# ``--yolor [all|fa|pr]``: which parts of YOLOR to switch on.
-YOLOR_PARTS = {
-    'all': dict(),
-    'fa': dict(prediction_refinement=False),
-    'pr': dict(feature_alignment=False),
-}
 
 
 def load_config(config: str,

@@ -1,10 +1,12 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-"""``yolorize``: rewrite an mmdet config to its YOLOR form.
+"""``yolorize``: rewrite an mmdet config to its YOLOR form, and back.
 
 Config in, config out, nothing built: the neck becomes a ``YOLORNeck``
 (feature alignment), every supported head a ``YOLORHead`` (prediction
 refinement), RoI heads are searched for their stage heads, and the implicit
 parameters are excluded from weight decay as in the official code.
+:func:`unyolorize` undoes it, giving the plain mmdet config that a fully
+folded YOLOR checkpoint loads into.
 """
 import copy
 from typing import List, Optional
@@ -20,6 +22,16 @@ from .models.wrapping import resolve_type
 PLUGIN = 'mmdet_yolor'
 YOLOR_TYPES = ('YOLORNeck', 'YOLORHead')
 
+# The YOLOR variants the tools offer (``--yolor [all|fa|pr|foldable]``), as
+# keyword arguments of :func:`yolorize`: ``foldable`` is both parts in the
+# placement that folds away completely at inference.
+YOLOR_PARTS = {
+    'all': dict(),
+    'fa': dict(prediction_refinement=False),
+    'pr': dict(feature_alignment=False),
+    'foldable': dict(foldable=True),
+}
+
 
 class YolorizeError(ValueError):
     """A config cannot be rewritten to its YOLOR form."""
@@ -30,7 +42,10 @@ def yolorize(cfg: Config,
              prediction_refinement: bool = True,
              implicit_cfg: Optional[dict] = None,
              alignment_operator: str = 'add',
+             alignment_placement: str = 'outputs',
              share_across_levels: bool = False,
+             input_implicit: str = 'all',
+             foldable: bool = False,
              no_weight_decay: bool = True) -> Config:
     """Return a copy of ``cfg`` rewritten to its YOLOR form.
 
@@ -46,8 +61,18 @@ def yolorize(cfg: Config,
             (``form``, ``init``, ...). Defaults to the wrappers' defaults.
         alignment_operator (str): ``operator`` of ``YOLORNeck``. Defaults to
             ``'add'``.
+        alignment_placement (str): ``placement`` of ``YOLORNeck``. Defaults
+            to ``'outputs'``.
         share_across_levels (bool): ``share_across_levels`` of every
             ``YOLORHead``. Defaults to False.
+        input_implicit (str): ``input_implicit`` of every ``YOLORHead``.
+            Defaults to ``'all'``.
+        foldable (bool): The placement whose every implicit folds exactly
+            into a neighbouring layer (``mmdet_yolor.fuse_implicit``), so
+            that the trained model becomes a plain mmdet model:
+            ``alignment_placement='output_convs'``,
+            ``share_across_levels=True``, ``input_implicit='foldable'``.
+            Defaults to False.
         no_weight_decay (bool): Set ``decay_mult=0`` for the implicit
             parameters in ``optim_wrapper.paramwise_cfg.custom_keys``.
             Defaults to True.
@@ -63,6 +88,10 @@ def yolorize(cfg: Config,
     if not (feature_alignment or prediction_refinement):
         raise YolorizeError('yolorize: enable feature_alignment or '
                             'prediction_refinement (or both)')
+    if foldable:
+        alignment_placement = 'output_convs'
+        share_across_levels = True
+        input_implicit = 'foldable'
     source = getattr(cfg, 'filename', None) or 'the config'
     cfg = copy.deepcopy(cfg)
     model = cfg.get('model')
@@ -73,6 +102,8 @@ def yolorize(cfg: Config,
         neck = dict(type='YOLORNeck')
         if alignment_operator != 'add':
             neck['operator'] = alignment_operator
+        if alignment_placement != 'outputs':
+            neck['placement'] = alignment_placement
         if implicit_cfg:
             neck['implicit_cfg'] = copy.deepcopy(implicit_cfg)
         _wrap_neck(model, neck, source)
@@ -82,6 +113,8 @@ def yolorize(cfg: Config,
             head['implicit_cfg'] = copy.deepcopy(implicit_cfg)
         if share_across_levels:
             head['share_across_levels'] = True
+        if input_implicit != 'all':
+            head['input_implicit'] = input_implicit
         _wrap_heads(model, head, 'model', source)
 
     imports: List[str] = list(cfg.get('custom_imports', {}).get('imports', []))
@@ -151,3 +184,41 @@ def _wrap_head(head: dict, wrapper: dict, path: str, source: str) -> dict:
         f'yolorize: {path} in {source}: ' + unsupported_head_message(
             head_type) + ' Or use prediction_refinement=False (tools: '
         '--yolor fa) to add feature alignment only.')
+
+
+def unyolorize(cfg: Config) -> Config:
+    """Return a copy of ``cfg`` with every ``YOLORNeck``/``YOLORHead``
+    replaced by the module it wraps, ``mmdet_yolor`` removed from
+    ``custom_imports`` and its weight-decay key from the optimizer: the
+    plain mmdet config of the same detector."""
+    cfg = copy.deepcopy(cfg)
+    cfg.model = _unwrap(cfg.model)
+    imports = [
+        name for name in cfg.get('custom_imports', {}).get('imports', [])
+        if name != PLUGIN
+    ]
+    if imports:
+        cfg.custom_imports.imports = imports
+    else:
+        cfg.pop('custom_imports', None)
+    paramwise_cfg = cfg.get('optim_wrapper', {}).get('paramwise_cfg', {})
+    custom_keys = paramwise_cfg.get('custom_keys', {})
+    custom_keys.pop(IMPLICIT_MODULE_PREFIX, None)
+    # drop what yolorize created empty
+    if 'custom_keys' in paramwise_cfg and not custom_keys:
+        paramwise_cfg.pop('custom_keys')
+        if not paramwise_cfg:
+            cfg.optim_wrapper.pop('paramwise_cfg')
+    return cfg
+
+
+def _unwrap(value):
+    if isinstance(value, list):
+        return [_unwrap(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if value.get('type') == 'YOLORNeck':
+        return _unwrap(value['neck'])
+    if value.get('type') == 'YOLORHead':
+        return _unwrap(value['head'])
+    return ConfigDict({key: _unwrap(item) for key, item in value.items()})

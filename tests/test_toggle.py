@@ -6,7 +6,7 @@ from mmengine.optim import build_optim_wrapper
 from mmdet.registry import MODELS
 from mmdet_yolor import yolorize
 from mmdet_yolor.testing import SEED_CONFIGS, get_config, shrink_backbone
-from mmdet_yolor.toggle import YolorizeError
+from mmdet_yolor.toggle import YolorizeError, unyolorize
 
 
 def test_returns_a_copy():
@@ -143,3 +143,21 @@ def test_shipped_yolor_config_equals_yolorized_baseline(baseline, yolor):
     assert shipped.custom_imports == expected.custom_imports
     # and nothing else differs
     assert shipped.to_dict() == expected.to_dict()
+
+
+@pytest.mark.parametrize('baseline,yolor', SEED_CONFIGS)
+def test_unyolorize_gives_the_baseline_model(baseline, yolor):
+    plain = unyolorize(get_config(yolor))
+    expected = get_config(baseline)
+    assert plain.model == expected.model
+    assert 'custom_imports' not in plain
+    assert plain.optim_wrapper == expected.optim_wrapper
+
+
+def test_foldable_preset():
+    cfg = yolorize(get_config('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'),
+                   foldable=True)
+    assert cfg.model.neck.placement == 'output_convs'
+    assert cfg.model.rpn_head.share_across_levels
+    assert cfg.model.rpn_head.input_implicit == 'foldable'
+    assert cfg.model.roi_head.bbox_head.input_implicit == 'foldable'

@@ -35,8 +35,8 @@ def parse_args():
         nargs='?',
         const='all',
         choices=sorted(launch.YOLOR_PARTS),
-        help='rewrite the config to its YOLOR form ("all", "fa" or "pr"), as '
-        'in tools/train.py')
+        help='rewrite the config to its YOLOR form ("all", "fa", "pr" or '
+        '"foldable"), as in tools/train.py')
     parser.add_argument(
         '--cfg-options',
         nargs='+',

@@ -37,7 +37,9 @@ def parse_args():
         choices=sorted(launch.YOLOR_PARTS),
         help='rewrite the config to its YOLOR form: "all" (default) adds '
         'feature alignment and prediction refinement, "fa" or "pr" only one '
-        'of them. The work dir defaults to work_dirs/<config>_yolor.')
+        'of them, "foldable" both in the placement that folds away '
+        'completely at inference. The work dir defaults to '
+        'work_dirs/<config>_yolor[-<part>].')
     parser.add_argument(
         '--cfg-options',
         nargs='+',

@@ -56,3 +56,9 @@ def build_with_mixin(cfg: dict, mixin: type, wrapper: str):
         for key, value in cfg.items() if key not in ('type', '_scope_')
     }
     return subclass_with_mixin(base, mixin)(**kwargs)
+
+
+def wrapped_type(module) -> type:
+    """The configured type of a module built by :func:`build_with_mixin`
+    (``FPN`` for a ``YOLORFPN``)."""
+    return type(module).__bases__[1]

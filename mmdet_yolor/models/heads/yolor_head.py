@@ -83,6 +83,19 @@ def _layer_channels(layer: nn.Module, where: str) -> Tuple[int, int, int]:
                     'its entry in PREDICTION_LAYERS.')
 
 
+def input_add_folds(layer: nn.Module) -> bool:
+    """Whether an add on the input of ``layer`` folds exactly into its bias:
+    true for ``nn.Linear`` and 1x1 convs without padding. A kxk conv with
+    zero padding sees the added constant only inside its padding border."""
+    if isinstance(layer, nn.Linear):
+        return True
+    return (isinstance(layer, nn.Conv2d) and layer.kernel_size == (1, 1)
+            and layer.padding == (0, 0))
+
+
+INPUT_IMPLICIT_MODES = ('all', 'foldable', 'none')
+
+
 def _add_implicit_to_input(layer: nn.Module, inputs: tuple) -> tuple:
     """Forward pre-hook: ``x -> ImplicitA_level(x)``."""
     x, *rest = inputs
@@ -99,9 +112,10 @@ def _multiply_implicit_onto_output(layer: nn.Module, inputs: tuple,
 
 
 def attach_prediction_refinement(layer: nn.Module, num_levels: int,
-                                 implicit_cfg: dict, where: str) -> None:
-    """Give ``layer`` one ImplicitA on its input and one ImplicitM on its
-    output per level, applied by forward hooks.
+                                 implicit_cfg: dict, where: str,
+                                 input_implicit: bool = True) -> None:
+    """Give ``layer`` one ImplicitA on its input (if ``input_implicit``) and
+    one ImplicitM on its output per level, applied by forward hooks.
 
     The implicits are children of ``layer`` (keys ``<layer>.implicit_a.<l>``
     and ``<layer>.implicit_m.<l>``) and the layer keeps its type and keys, so
@@ -110,20 +124,16 @@ def attach_prediction_refinement(layer: nn.Module, num_levels: int,
     ``copy.deepcopy`` (EMA) copies them correctly.
     """
     in_channels, out_channels, dim = _layer_channels(layer, where)
-    layer.implicit_a = nn.ModuleList(
-        ImplicitA(in_channels, dim=dim, **implicit_cfg)
-        for _ in range(num_levels))
+    if input_implicit:
+        layer.implicit_a = nn.ModuleList(
+            ImplicitA(in_channels, dim=dim, **implicit_cfg)
+            for _ in range(num_levels))
+        layer.register_forward_pre_hook(_add_implicit_to_input)
     layer.implicit_m = nn.ModuleList(
         ImplicitM(out_channels, dim=dim, **implicit_cfg)
         for _ in range(num_levels))
     layer.implicit_level = 0
-    layer.register_forward_pre_hook(_add_implicit_to_input)
     layer.register_forward_hook(_multiply_implicit_onto_output)
-
-
-def is_refined(layer: nn.Module) -> bool:
-    """Whether ``layer`` carries prediction refinement."""
-    return hasattr(layer, 'implicit_m')
 
 
 class YOLORHeadMixin:
@@ -133,6 +143,12 @@ class YOLORHeadMixin:
         """Yield the prediction layers that carry implicit refinement."""
         for name in self.yolor_prediction_layers:
             yield getattr(self, name)
+
+    def implicit_modules(self) -> Iterator[nn.Module]:
+        """Yield the implicit layers of the prediction layers."""
+        for layer in self.refined_layers():
+            yield from getattr(layer, 'implicit_a', ())
+            yield from getattr(layer, 'implicit_m', ())
 
     def forward(self, *args, **kwargs):
         # A forward starts at the first pyramid level, even if an earlier
@@ -145,16 +161,16 @@ class YOLORHeadMixin:
         # The head may re-initialise every parameter (DIIHead xavier-inits
         # all matrices), so the implicits are reset afterwards.
         super().init_weights()
-        for layer in self.refined_layers():
-            for implicit in (*layer.implicit_a, *layer.implicit_m):
-                implicit.reset_parameters()
+        for implicit in self.implicit_modules():
+            implicit.reset_parameters()
 
 
 @MODELS.register_module(name='YOLORHead')
 def build_yolor_head(head: dict,
-              implicit_cfg: Optional[dict] = None,
-              share_across_levels: bool = False,
-              **head_kwargs) -> nn.Module:
+                     implicit_cfg: Optional[dict] = None,
+                     share_across_levels: bool = False,
+                     input_implicit: str = 'all',
+                     **head_kwargs) -> nn.Module:
     """Build ``head`` with YOLOR implicit prediction refinement; registered
     in ``MODELS`` as ``'YOLORHead'``.
 
@@ -180,12 +196,20 @@ def build_yolor_head(head: dict,
             every pyramid level, use one implicit pair for all levels instead
             of one per level. Shared implicits fold exactly into the shared
             layer (see ``mmdet_yolor.deploy``). Defaults to False.
+        input_implicit (str): Where prediction layers get the ImplicitA on
+            their input: ``'all'`` (the official ``IDetect`` pattern),
+            ``'foldable'`` (only where it folds exactly into the layer:
+            ``nn.Linear`` and unpadded 1x1 convs, not the padded 3x3 convs
+            of FCOS/ATSS) or ``'none'``. Defaults to ``'all'``.
         **head_kwargs: Merged into ``head``. mmdet detectors inject
             ``train_cfg``, ``test_cfg`` and ``num_classes`` this way.
 
     Returns:
         nn.Module: The head, of type ``YOLOR<HeadType>``.
     """
+    if input_implicit not in INPUT_IMPLICIT_MODES:
+        raise ValueError(f'YOLORHead: input_implicit must be one of '
+                         f'{INPUT_IMPLICIT_MODES}, got {input_implicit!r}')
     head = {**head, **head_kwargs}
     head_type = resolve_type(head, 'YOLORHead')
     entry = find_prediction_layers(head_type)
@@ -207,8 +231,11 @@ def build_yolor_head(head: dict,
                 f'{where} does not exist: {head_type.__name__} is matched to '
                 f'PREDICTION_LAYERS but names its layers differently; add '
                 f'an entry for {head_type.__name__}.')
+        with_input = (
+            input_implicit == 'all'
+            or input_implicit == 'foldable' and input_add_folds(layer))
         attach_prediction_refinement(layer, num_levels, implicit_cfg or {},
-                                     where)
+                                     where, with_input)
         names.append(name)
     module.yolor_prediction_layers = tuple(names)
     return module

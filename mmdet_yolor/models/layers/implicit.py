@@ -107,24 +107,29 @@ class BaseImplicit(BaseModule):
         ``W`` (``'nn'``) or ``c`` (``'mf'``): ``g`` is then exactly
         ``offset`` while gradients still reach the zeroed parameter.
         """
-        identity = self.init == 'identity'
         with torch.no_grad():
             if self.form == 'vector':
-                if identity:
-                    self.implicit.fill_(self.offset)
-                else:
-                    self.implicit.normal_(self.offset, self.std)
+                self.implicit.normal_(self.offset, self.std)
             elif self.form == 'nn':
                 self.latent.normal_(0, 1)
-                if identity:
-                    self.projection.zero_()
-                else:
-                    self.projection.normal_(0, float(self.std / self.latent.norm()))
+                self.projection.normal_(
+                    0, float(self.std / self.latent.norm()))
             else:
                 self.coefficients.normal_(0, 1)
-                self.basis.normal_(0, float(self.std / self.coefficients.norm()))
-                if identity:
-                    self.coefficients.zero_()
+                self.basis.normal_(
+                    0, float(self.std / self.coefficients.norm()))
+        if self.init == 'identity':
+            self.make_identity()
+
+    @torch.no_grad()
+    def make_identity(self) -> None:
+        """Make ``g`` exactly ``offset`` (its value was folded elsewhere)."""
+        if self.form == 'vector':
+            self.implicit.fill_(self.offset)
+        elif self.form == 'nn':
+            self.projection.zero_()
+        else:
+            self.coefficients.zero_()
 
     def init_weights(self) -> None:
         """Re-initialise after a parent's ``init_weights``, which may have
