@@ -1,0 +1,47 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""Fold a trained YOLOR checkpoint and write the result for deployment."""
+import os.path as osp
+from typing import Tuple
+
+import torch
+from mmengine.config import Config
+from mmengine.runner import load_checkpoint
+
+from mmdet.registry import MODELS
+from ..toggle import unyolorize
+from .fuse import FuseReport, fold_implicit, strip_folded
+
+
+def fuse_checkpoint(cfg: Config, checkpoint: str,
+                    out: str) -> Tuple[FuseReport, str]:
+    """Fold the implicit knowledge of a trained YOLOR model and save it.
+
+    Args:
+        cfg (Config): The YOLOR config the checkpoint was trained with.
+        checkpoint (str): The trained checkpoint.
+        out (str): Path of the folded checkpoint to write.
+
+    Returns:
+        tuple: The :class:`FuseReport`, and the config ``out`` loads into.
+        When everything folded, that is the plain mmdet config of the
+        detector (``unyolorize(cfg)``), written next to ``out`` as
+        ``<out>.py``; mmdet_yolor is then not needed to use it. Otherwise it
+        is ``cfg`` itself: the folded implicits are saved at identity (add
+        0, multiply 1) and the rest keep their values.
+    """
+    model = MODELS.build(cfg.model)
+    source = load_checkpoint(model, checkpoint, map_location='cpu')
+    model.eval()
+    report = fold_implicit(model)
+    if report.complete:
+        strip_folded(model, report)
+        config = osp.splitext(out)[0] + '.py'
+        unyolorize(cfg).dump(config)
+    else:
+        config = cfg.filename
+    meta = dict(source.get('meta', {}))
+    meta.pop('message_hub', None)
+    meta['mmdet_yolor'] = dict(
+        fused_from=osp.abspath(checkpoint), complete=report.complete)
+    torch.save(dict(state_dict=model.state_dict(), meta=meta), out)
+    return report, config
