@@ -1,0 +1,277 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""What YOLOR costs: baseline vs YOLOR vs YOLOR folded, measured in one run.
+
+Parameters, FLOPs (mmengine's ``FlopAnalyzer``), inference latency (warm-up,
+then the median of repeats), training-step time and peak memory. Timed
+variants take turns in every round, so slow drifts of a noisy machine hit
+them alike. The three models share the baseline's weights (YOLOR's implicits
+are near the identity at initialisation), so post-processing such as NMS
+sees the same number of boxes in each.
+"""
+import copy
+import json
+import multiprocessing
+import resource
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Optional
+
+import torch
+from mmengine.analysis import FlopAnalyzer
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from torch import nn
+
+from mmdet.registry import MODELS
+from mmdet.testing import demo_mm_inputs
+from mmdet.utils import register_all_modules
+from ..deploy import fuse_implicit
+from ..toggle import YOLOR_PARTS, YOLOR_TYPES, unyolorize, yolorize
+
+BASELINE, YOLOR, FOLDED = 'baseline', 'YOLOR', 'YOLOR folded'
+
+
+@dataclass
+class BenchmarkSettings:
+    """How to measure.
+
+    Attributes:
+        image_size (int): Side of the square input images.
+        batch_size (int): Images per step.
+        warmup (int): Untimed steps before timing.
+        repeats (int): Timed steps of each variant (the median is kept).
+        device (str): ``'cpu'`` or ``'cuda'``.
+        yolor (str): The YOLOR variant of a baseline config: a key of
+            ``mmdet_yolor.launch.YOLOR_PARTS``.
+    """
+    image_size: int = 320
+    batch_size: int = 2
+    warmup: int = 2
+    repeats: int = 10
+    device: str = 'cpu'
+    yolor: str = 'all'
+
+
+@dataclass
+class VariantResult:
+    """Measurements of one variant; times in milliseconds, memory in MiB.
+    Training figures are None for the folded model (inference only)."""
+    name: str
+    params: int
+    flops: int
+    inference_ms: float
+    train_step_ms: Optional[float]
+    peak_memory_mib: Optional[float]
+
+
+def variant_configs(cfg: Config, yolor: str = 'all') -> Dict[str, Config]:
+    """The baseline and YOLOR configs of ``cfg``, which may be either."""
+    text = cfg.pretty_text
+    if any(f"'{name}'" in text for name in YOLOR_TYPES):
+        return {BASELINE: unyolorize(cfg), YOLOR: cfg}
+    return {BASELINE: cfg, YOLOR: yolorize(cfg, **YOLOR_PARTS[yolor])}
+
+
+def _without_pretrained(model_cfg):
+    """No weights can be downloaded here: initialise from scratch."""
+    model_cfg = copy.deepcopy(model_cfg)
+    model_cfg.backbone.init_cfg = None
+    return model_cfg
+
+
+def build_variants(configs: Dict[str, Config],
+                   device: str) -> Dict[str, nn.Module]:
+    """Build baseline, YOLOR (with the baseline's weights) and YOLOR folded
+    (a folded copy of YOLOR)."""
+    torch.manual_seed(0)
+    baseline = MODELS.build(_without_pretrained(configs[BASELINE].model))
+    baseline.init_weights()
+    yolor = MODELS.build(_without_pretrained(configs[YOLOR].model))
+    yolor.init_weights()
+    yolor.load_state_dict(baseline.state_dict(), strict=False)
+    folded = fuse_implicit(copy.deepcopy(yolor).eval(), logger='silent')
+    models = {BASELINE: baseline, YOLOR: yolor, FOLDED: folded}
+    return {name: model.to(device) for name, model in models.items()}
+
+
+def make_batch(model: nn.Module, settings: BenchmarkSettings,
+               training: bool) -> dict:
+    """A preprocessed batch of random images with 5 random boxes (and masks)
+    each, as mmdet's own tests build it; every box has label 1, which every
+    detector with at least 2 classes knows."""
+    shape = (3, settings.image_size, settings.image_size)
+    packed = demo_mm_inputs(
+        batch_size=settings.batch_size,
+        image_shapes=[shape] * settings.batch_size,
+        num_items=[5] * settings.batch_size,
+        num_classes=2,
+        with_mask=True,
+        device=settings.device)
+    return model.data_preprocessor(packed, training)
+
+
+def _sync(device: str) -> None:
+    if device == 'cuda':
+        torch.cuda.synchronize()
+
+
+def interleaved_median_ms(steps: Dict[str, Callable[[], None]],
+                          settings: BenchmarkSettings) -> Dict[str, float]:
+    """Time each step function ``repeats`` times, the variants taking turns
+    in every round after ``warmup`` untimed rounds; median milliseconds."""
+    times = {name: [] for name in steps}
+    for round_index in range(settings.warmup + settings.repeats):
+        for name, step in steps.items():
+            _sync(settings.device)
+            start = time.perf_counter()
+            step()
+            _sync(settings.device)
+            if round_index >= settings.warmup:
+                times[name].append(1000 * (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+class _TensorForward(nn.Module):
+    """``model(inputs)`` in tensor mode with fixed data samples, for the FLOP
+    counter (two-stage detectors need the image metas)."""
+
+    def __init__(self, model: nn.Module, data_samples) -> None:
+        super().__init__()
+        self.model = model
+        self.data_samples = data_samples
+
+    def forward(self, inputs):
+        return self.model(inputs, self.data_samples, mode='tensor')
+
+
+def count_flops(model: nn.Module, data: dict) -> int:
+    analyzer = FlopAnalyzer(
+        _TensorForward(model, data['data_samples']), (data['inputs'], ))
+    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    return int(analyzer.total())
+
+
+def _train_step(model: nn.Module, optim_wrapper, data: dict):
+
+    def step():
+        losses = model(**data, mode='loss')
+        loss, _ = model.parse_losses(losses)
+        optim_wrapper.update_params(loss)
+
+    return step
+
+
+def _peak_memory_probe(cfg_text: str, settings: BenchmarkSettings, queue):
+    """In a fresh process: a few training steps of one model, then the
+    process's peak resident memory (MiB)."""
+    register_all_modules()
+    import mmdet_yolor  # noqa: F401  (registers the YOLOR modules)
+    cfg = Config.fromstring(cfg_text, '.py')
+    model = MODELS.build(_without_pretrained(cfg.model)).to(settings.device)
+    model.init_weights()
+    model.train()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    data = make_batch(model, settings, training=True)
+    for _ in range(2):
+        _train_step(model, optim_wrapper, data)()
+    if settings.device == 'cuda':
+        queue.put(torch.cuda.max_memory_allocated() / 2**20)
+    else:
+        queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def peak_memory_mib(cfg: Config, settings: BenchmarkSettings) -> float:
+    """Peak memory of training ``cfg``'s model, measured in a separate
+    process so that the variants do not share a high-water mark (CPU: peak
+    resident set of that process; CUDA: peak allocated)."""
+    context = multiprocessing.get_context('spawn')
+    queue = context.Queue()
+    process = context.Process(
+        target=_peak_memory_probe, args=(cfg.pretty_text, settings, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def run_benchmark(cfg: Config,
+                  settings: BenchmarkSettings) -> List[VariantResult]:
+    """Measure baseline, YOLOR and YOLOR folded for ``cfg`` (a baseline or a
+    YOLOR config)."""
+    configs = variant_configs(cfg, settings.yolor)
+    models = build_variants(configs, settings.device)
+
+    eval_data = make_batch(models[BASELINE], settings, training=False)
+    for model in models.values():
+        model.eval()
+    with torch.no_grad():
+        inference = interleaved_median_ms(
+            {
+                name: (lambda m=model: m(**eval_data, mode='predict'))
+                for name, model in models.items()
+            }, settings)
+        flops = {
+            name: count_flops(model, eval_data)
+            for name, model in models.items()
+        }
+
+    train_data = make_batch(models[BASELINE], settings, training=True)
+    steps = {}
+    for name in (BASELINE, YOLOR):
+        models[name].train()
+        optim_wrapper = build_optim_wrapper(models[name],
+                                            configs[name].optim_wrapper)
+        steps[name] = _train_step(models[name], optim_wrapper, train_data)
+    train = interleaved_median_ms(steps, settings)
+    memory = {
+        name: peak_memory_mib(configs[name], settings)
+        for name in (BASELINE, YOLOR)
+    }
+    return [
+        VariantResult(name, sum(p.numel() for p in model.parameters()),
+                      flops[name], inference[name], train.get(name),
+                      memory.get(name)) for name, model in models.items()
+    ]
+
+
+def _with_ratio(text: str, value: Optional[float],
+                base: Optional[float]) -> str:
+    return text if base is None else f'{text} ({value / base:.3f}x)'
+
+
+def format_table(results: List[VariantResult]) -> str:
+    """Markdown table; the rows after the baseline carry ratios to it."""
+    base = results[0]
+    lines = [
+        '| model | params | GFLOPs | inference | train step | peak memory |',
+        '| :-- | --: | --: | --: | --: | --: |',
+    ]
+    for result in results:
+        ref = None if result is base else base
+        cells = [
+            _with_ratio(f'{result.params:,}', result.params, ref
+                        and ref.params),
+            _with_ratio(f'{result.flops / 1e9:.2f}', result.flops, ref
+                        and ref.flops),
+            _with_ratio(f'{result.inference_ms:.1f} ms', result.inference_ms,
+                        ref and ref.inference_ms),
+        ]
+        for value, base_value, unit in (
+                (result.train_step_ms, base.train_step_ms, 'ms'),
+                (result.peak_memory_mib, base.peak_memory_mib, 'MiB')):
+            cells.append('-' if value is None else _with_ratio(
+                f'{value:,.1f} {unit}', value, ref and base_value))
+        lines.append(f'| {result.name} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def dump_json(results: List[VariantResult], settings: BenchmarkSettings,
+              path: str) -> None:
+    with open(path, 'w') as f:
+        json.dump(
+            dict(
+                settings=asdict(settings),
+                results=[asdict(result) for result in results]),
+            f,
+            indent=2)

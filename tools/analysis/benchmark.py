@@ -1,0 +1,66 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""Benchmark baseline vs YOLOR vs YOLOR folded in one run: parameters,
+FLOPs, inference latency, training-step time and peak memory, the YOLOR
+rows as ratios to the baseline. A benchmark, not a test: run it on an idle
+machine."""
+import argparse
+
+from mmengine.config import Config, DictAction
+
+from mmdet.utils import register_all_modules
+from mmdet_yolor.analysis.benchmark import (BenchmarkSettings, dump_json,
+                                            format_table, run_benchmark)
+from mmdet_yolor.toggle import YOLOR_PARTS
+
+
+def parse_args():
+    defaults = BenchmarkSettings()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        'config', help='a baseline config (YOLOR is applied with --yolor) or '
+        'a YOLOR config (the baseline is its plain form)')
+    parser.add_argument(
+        '--yolor',
+        default=defaults.yolor,
+        choices=sorted(YOLOR_PARTS),
+        help='YOLOR variant of a baseline config (default: %(default)s)')
+    parser.add_argument('--image-size', type=int, default=defaults.image_size)
+    parser.add_argument('--batch-size', type=int, default=defaults.batch_size)
+    parser.add_argument('--warmup', type=int, default=defaults.warmup)
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=defaults.repeats,
+        help='timed steps per variant; the median is reported')
+    parser.add_argument(
+        '--device', default=defaults.device, choices=['cpu', 'cuda'])
+    parser.add_argument('--json', help='also write the results to this file')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, as in tools/train.py')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    register_all_modules()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    settings = BenchmarkSettings(
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        device=args.device,
+        yolor=args.yolor)
+    results = run_benchmark(cfg, settings)
+    print(format_table(results))
+    if args.json:
+        dump_json(results, settings, args.json)
+
+
+if __name__ == '__main__':
+    main()

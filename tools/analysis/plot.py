@@ -1,0 +1,63 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""Plot baseline and YOLOR runs.
+
+curves:   training loss and validation box mAP of work dirs.
+implicit: the implicit values of a trained YOLOR model and their drift from
+          initialisation; also prints a summary table.
+"""
+import argparse
+
+from mmdet_yolor.analysis.plot import (ImplicitPlotError,
+                                       format_implicit_summary,
+                                       load_implicit_stats, plot_curves,
+                                       plot_implicits)
+from mmdet_yolor.analysis.work_dirs import WorkDirError, load_work_dirs
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest='command', required=True)
+
+    curves = commands.add_parser(
+        'curves', help='loss and box mAP curves of work dirs')
+    curves.add_argument('work_dirs', nargs='+', help='training work dirs')
+    curves.add_argument(
+        '--out', default='curves.png', help='image file to write')
+
+    implicit = commands.add_parser(
+        'implicit', help='implicit values of a YOLOR checkpoint')
+    implicit.add_argument('config', help='the YOLOR config file')
+    implicit.add_argument('checkpoint', help='a checkpoint of that config')
+    implicit.add_argument(
+        '--init',
+        metavar='CHECKPOINT',
+        help='an earlier checkpoint (e.g. epoch_1.pth) to measure the drift '
+        'from (default: from the neutral element, 0 or 1)')
+    implicit.add_argument(
+        '--out', default='implicit.png', help='image file to write')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    if args.command == 'curves':
+        try:
+            work_dirs = load_work_dirs(args.work_dirs)
+        except WorkDirError as error:
+            raise SystemExit(f'plot curves: {error}')
+        plot_curves(work_dirs, args.out)
+    else:
+        try:
+            stats = load_implicit_stats(args.config, args.checkpoint,
+                                        args.init)
+        except (ImplicitPlotError, FileNotFoundError) as error:
+            raise SystemExit(f'plot implicit: {error}')
+        print(format_implicit_summary(stats))
+        plot_implicits(stats, args.out, args.init)
+    print(f'saved {args.out}')
+
+
+if __name__ == '__main__':
+    main()
