@@ -251,3 +251,23 @@ def test_deepcopy_keeps_hooks_on_the_copy():
         copied = clone(*head_inputs('FCOSHead'))[0][0]
     assert torch.count_nonzero(original) > 0
     assert torch.count_nonzero(copied) == 0
+
+
+@pytest.mark.parametrize('name,with_input', [('FCOSHead', False),
+                                             ('RPNHead', True),
+                                             ('Shared2FCBBoxHead', True)])
+def test_foldable_input_implicits(name, with_input):
+    _, yolor = build_pair(name, input_implicit='foldable')
+    for layer_name in find_prediction_layers(type(yolor)).names:
+        layer = getattr(yolor, layer_name)
+        assert hasattr(layer, 'implicit_a') == with_input
+        assert hasattr(layer, 'implicit_m')
+    yolor(*head_inputs(name))
+
+
+def test_no_input_implicits_and_bad_mode():
+    _, yolor = build_pair('RPNHead', input_implicit='none')
+    assert not hasattr(yolor.rpn_cls, 'implicit_a')
+    with pytest.raises(ValueError, match='input_implicit must be one of'):
+        MODELS.build(dict(type='YOLORHead', head=HEADS['RPNHead'],
+                          input_implicit='some'))

@@ -96,3 +96,30 @@ def test_neck_without_attributes_needs_explicit_sizes():
 def test_channel_mismatch_is_refused():
     with pytest.raises(ValueError, match='must equal the neck out_channels'):
         build(implicit_cfg=dict(channels=4))
+
+
+def test_output_convs_placement_aligns_before_extra_levels():
+    yolor = build(placement='output_convs', implicit_cfg=dict(init='identity'))
+    assert not hasattr(yolor, 'implicit_alignment')
+    assert len(yolor.implicit_modules()) == len(yolor.fpn_convs) == 4
+    with torch.no_grad():
+        before = yolor(neck_inputs())
+        # the last backbone level feeds the extra conv of level 3
+        yolor.fpn_convs[2].implicit_alignment.implicit.fill_(5.)
+        after = yolor(neck_inputs())
+    torch.testing.assert_close(after[2], before[2] + 5)
+    assert not torch.allclose(after[3], before[3])
+    torch.testing.assert_close(after[0], before[0])
+
+
+def test_output_convs_placement_refusals():
+    with pytest.raises(ValueError, match="cannot concat"):
+        build(placement='output_convs', operator='concat')
+    with pytest.raises(TypeError, match="does not know the output convs of "
+                       'ChannelMapper.*NECK_OUTPUT_CONVS'):
+        MODELS.build(
+            dict(type='YOLORNeck', placement='output_convs',
+                 neck=dict(type='ChannelMapper', in_channels=[8],
+                           out_channels=8)))
+    with pytest.raises(ValueError, match='placement must be one of'):
+        build(placement='inputs')
