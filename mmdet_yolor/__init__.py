@@ -12,11 +12,12 @@ check_versions()
 
 # isort: off
 from . import compat  # noqa: E402
-from . import datasets, models  # noqa: E402,F401  (registers the modules)
+from . import datasets, engine, models  # noqa: E402,F401  (registers)
 from .deploy import fuse_implicit  # noqa: E402
 from .toggle import yolorize  # noqa: E402
 # isort: on
 
 compat.register_checkpoint_loader()
+compat.register_atomic_local_backend()
 
 __all__ = ['__version__', 'check_versions', 'yolorize', 'fuse_implicit']

@@ -16,7 +16,12 @@ an installed package.
    other objects (one written without this plugin imported) is refused with
    a message naming ``MMDET_YOLOR_TRUST_CHECKPOINTS=1``, which loads it with
    full unpickling.
-2. Multi-process training without CUDA (:func:`setup_distributed`).
+2. Atomic checkpoint writes (:func:`register_atomic_local_backend`).
+   mmengine writes checkpoints with ``open(path, 'wb').write``, so a job
+   killed while saving leaves a truncated file. Local writes through
+   mmengine's file backend now go to a temporary file in the same directory
+   that replaces the target only once complete.
+3. Multi-process training without CUDA (:func:`setup_distributed`).
    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` and its DDP
    wrapper passes CUDA ``device_ids``. On a machine without CUDA the fix
    starts the process group on gloo itself (mmengine then skips
@@ -26,13 +31,17 @@ an installed package.
 import copyreg
 import os
 import pickle
+import tempfile
 
 import numpy as np
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
+from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .errors import InputError
 
 TRUST_CHECKPOINTS_ENV = 'MMDET_YOLOR_TRUST_CHECKPOINTS'
 
@@ -50,6 +59,10 @@ CHECKPOINT_SAFE_GLOBALS = [
 ]
 
 
+class CheckpointError(InputError):
+    """A checkpoint cannot be used: corrupt, unsafe or of another model."""
+
+
 def _reduce_history_buffer(buffer: HistoryBuffer) -> tuple:
     """Pickle a HistoryBuffer as ``HistoryBuffer(log, count, max_length)``
     instead of its ``__dict__``, so loading needs no ``getattr``."""
@@ -63,10 +76,9 @@ def load_local_checkpoint(filename: str, map_location=None) -> dict:
 
     Raises:
         FileNotFoundError: If ``filename`` does not exist.
-        pickle.UnpicklingError: If it holds other objects, naming the
-            environment variable that loads it anyway.
-        RuntimeError: If it is not a readable checkpoint (corrupt or
-            truncated).
+        CheckpointError: If it is not a readable checkpoint (corrupt or
+            truncated), or holds other objects (the message names the
+            environment variable that loads it anyway).
     """
     filename = os.path.expanduser(filename)
     if not os.path.isfile(filename):
@@ -80,20 +92,20 @@ def load_local_checkpoint(filename: str, map_location=None) -> dict:
                 filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         if 'Unsupported global' not in str(error):
-            raise RuntimeError(
+            raise CheckpointError(
                 f'checkpoint {filename} is not a readable checkpoint '
                 f'(corrupt or truncated?): {error}') from None
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(
             filename)
-        raise pickle.UnpicklingError(
+        raise CheckpointError(
             f'checkpoint {filename} holds pickled objects that are not '
             f'safe to load ({", ".join(unsafe)}); it was probably written '
             f'without mmdet_yolor imported. If you trust the file, set '
             f'{TRUST_CHECKPOINTS_ENV}=1 to load it.') from None
     except (RuntimeError, EOFError, ValueError) as error:
-        raise RuntimeError(f'checkpoint {filename} is not a readable '
-                           f'checkpoint (corrupt or truncated?): '
-                           f'{error}') from None
+        raise CheckpointError(f'checkpoint {filename} is not a readable '
+                              f'checkpoint (corrupt or truncated?): '
+                              f'{error}') from None
 
 
 def register_checkpoint_loader() -> None:
@@ -105,8 +117,40 @@ def register_checkpoint_loader() -> None:
         load_local_checkpoint)
 
 
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend, writing each file atomically: into a
+    temporary file next to it, flushed to disk, then renamed over it."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        self._write_atomically(obj, str(filepath))
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        self._write_atomically(obj.encode(encoding), str(filepath))
+
+    @staticmethod
+    def _write_atomically(data: bytes, filepath: str) -> None:
+        directory = os.path.dirname(os.path.abspath(filepath))
+        os.makedirs(directory, exist_ok=True)
+        handle, tmp_path = tempfile.mkstemp(
+            dir=directory, prefix=f'.{os.path.basename(filepath)}.')
+        try:
+            with os.fdopen(handle, 'wb') as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp_path, filepath)
+        except BaseException:
+            os.unlink(tmp_path)
+            raise
+
+
+def register_atomic_local_backend() -> None:
+    """Make mmengine write local files (checkpoints) atomically (fix 2)."""
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+
+
 def setup_distributed(cfg: Config) -> None:
-    """Prepare a multi-process run on a machine without CUDA (fix 2).
+    """Prepare a multi-process run on a machine without CUDA (fix 3).
 
     With ``cfg.launcher == 'pytorch'`` (torchrun, ``tools/dist_train.sh``)
     and no CUDA device, start the default process group on gloo and build

@@ -7,9 +7,13 @@ lives here, where tests can import it.
 """
 import copy
 import os.path as osp
+import re
+import sys
+from contextlib import contextmanager
 from typing import Optional
 
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -17,7 +21,12 @@ from mmdet.engine.hooks.utils import trigger_visualization_hook
 from mmdet.evaluation import DumpDetResults
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 from . import compat
+from .checks import check_inputs, find_resumable_checkpoint
+from .errors import InputError
 from .toggle import YOLOR_PARTS, yolorize
+
+# Hooks every training run gets (see mmdet_yolor/engine/hooks.py).
+DEFAULT_TRAIN_HOOKS = ('EpochSeedHook', 'NonFiniteLossHook')
 
 
 
@@ -27,13 +36,13 @@ def load_config(config: str,
     """Load ``config``, merge ``cfg_options`` into it and, if ``yolor`` names
     a part of :data:`YOLOR_PARTS`, rewrite it with :func:`yolorize`."""
     if not osp.isfile(config):
-        raise FileNotFoundError(f'config file {config} does not exist')
+        raise InputError(f'config file {config} does not exist')
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if yolor:
         if yolor not in YOLOR_PARTS:
-            raise ValueError(f'--yolor takes one of {tuple(YOLOR_PARTS)}, '
+            raise InputError(f'--yolor takes one of {tuple(YOLOR_PARTS)}, '
                              f'got {yolor!r}')
         cfg = yolorize(cfg, **YOLOR_PARTS[yolor])
     return cfg
@@ -88,19 +97,26 @@ def prepare_train_config(config: str,
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if auto_scale_lr:
-        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise KeyError(
+        if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
+            raise InputError(
                 f'--auto-scale-lr needs auto_scale_lr.base_batch_size in '
                 f'{config} (e.g. auto_scale_lr = dict(enable=False, '
                 f'base_batch_size=16))')
         cfg.auto_scale_lr.enable = True
     # resume priority as mmdet: an explicit checkpoint > auto-resume
     if resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        found = find_resumable_checkpoint(cfg.work_dir)
+        print_log(found['note'], logger='current')
+        cfg.resume = found['checkpoint'] is not None
+        cfg.load_from = found['checkpoint']
     elif resume is not None:
         cfg.resume = True
         cfg.load_from = resume
+    hooks = list(cfg.get('custom_hooks', []))
+    present = {hook.get('type') for hook in hooks}
+    cfg.custom_hooks = hooks + [
+        dict(type=hook) for hook in DEFAULT_TRAIN_HOOKS if hook not in present
+    ]
     return cfg
 
 
@@ -171,19 +187,53 @@ def build_runner(cfg: Config) -> Runner:
 
 
 def train(cfg: Config) -> Runner:
-    """Train with ``cfg``; return the runner."""
+    """Check the inputs of ``cfg``, then train with it; return the
+    runner."""
+    loaders = ['train_dataloader']
+    if cfg.get('val_cfg'):
+        loaders.append('val_dataloader')
+    check_inputs(cfg, loaders)
     runner = build_runner(cfg)
     runner.train()
     return runner
 
 
 def test(cfg: Config, out: Optional[str] = None) -> dict:
-    """Test with ``cfg``; return the metrics. ``out`` dumps the predictions
-    to a pickle file."""
+    """Check the inputs of ``cfg``, then test with it; return the metrics.
+    ``out`` dumps the predictions to a pickle file."""
+    if out is not None and not out.endswith(('.pkl', '.pickle')):
+        raise InputError(f'--out must name a .pkl file, got {out}')
+    check_inputs(cfg, ['test_dataloader'])
     runner = build_runner(cfg)
     if out is not None:
-        if not out.endswith(('.pkl', '.pickle')):
-            raise ValueError(f'--out must name a .pkl file, got {out}')
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=out))
     return runner.test()
+
+
+@contextmanager
+def exit_on_input_error():
+    """Run a tool's main; a wrong input ends it with its message as the last
+    line and exit status 1, without a traceback.
+
+    Wrong inputs are :class:`InputError` (raised by the checks of this
+    package), a missing file, a non-finite loss (``NonFiniteLossHook``) and
+    an image mmcv cannot decode.
+    """
+    try:
+        yield
+    except (InputError, FileNotFoundError, FloatingPointError) as error:
+        _exit_with(str(error))
+    except AssertionError as error:
+        # mmcv's LoadImageFromFile, also when re-raised from a worker
+        image = re.search(r'failed to load image: (\S+)', str(error))
+        if image is None:
+            raise
+        _exit_with(f'image {image.group(1)} could not be decoded (corrupt or '
+                   f'not an image file); replace it or remove it from the '
+                   f'annotation file')
+
+
+def _exit_with(message: str) -> None:
+    print(f'error: {message}', file=sys.stderr, flush=True)
+    sys.exit(1)

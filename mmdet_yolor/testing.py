@@ -5,6 +5,8 @@ import os.path as osp
 
 from mmengine.config import Config
 
+from .datasets import CLASSES
+
 # The configs/ folder of a source checkout (the package is installed
 # editable by `make install`).
 CONFIGS_ROOT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
@@ -50,21 +52,30 @@ def tiny_fcos_config(data_root: str,
                      max_epochs: int = 1,
                      num_train: int = 8,
                      num_val: int = 4,
-                     image_size: int = 64) -> Config:
+                     image_size: int = 64,
+                     batch_size: int = 2,
+                     flip: bool = False,
+                     norm: str = 'BN',
+                     dataset_type: str = 'ShapesDataset') -> Config:
     """A seconds-long FCOS training config on a tiny synthetic shapes set.
 
     ResNet-18 with 8 stem channels from scratch, 32-channel FPN and head,
-    ``num_train`` training images of ``image_size`` pixels, a batch of 2,
-    evaluation and a checkpoint after every epoch.
+    ``num_train`` training images of ``image_size`` pixels, a batch of
+    ``batch_size``, evaluation and a checkpoint after every epoch.
+    ``flip`` adds random horizontal flips (random numbers in the data
+    pipeline), ``norm='GN'`` makes the backbone independent of the batch
+    size, ``dataset_type='CocoDataset'`` reads data generated beforehand
+    (:func:`mmdet_yolor.datasets.ensure_dataset`) as plain COCO.
     """
     cfg = get_config('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py')
     model = cfg.model
     model.data_preprocessor.update(
         mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
     shrink_backbone(model, base_channels=8)
+    norm_cfg = dict(type='BN', requires_grad=True) if norm == 'BN' else dict(
+        type='GN', num_groups=8, requires_grad=True)
     model.backbone.update(
-        norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
-        frozen_stages=-1)
+        norm_cfg=norm_cfg, norm_eval=False, frozen_stages=-1)
     model.neck.out_channels = 32
     model.bbox_head.update(
         num_classes=6, in_channels=32, feat_channels=32, stacked_convs=1)
@@ -76,17 +87,25 @@ def tiny_fcos_config(data_root: str,
         dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
         dict(type='PackDetInputs')
     ]
+    train_pipeline = pipeline[:-1] + [
+        dict(type='RandomFlip', prob=0.5)
+    ] * flip + pipeline[-1:]
+    if dataset_type == 'ShapesDataset':
+        dataset_args = dict(generator=generator)
+    else:
+        dataset_args = dict(metainfo=dict(classes=CLASSES))
     for split, loader in (('train', cfg.train_dataloader),
                           ('val', cfg.val_dataloader)):
-        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+        loader.update(
+            batch_size=batch_size, num_workers=0, persistent_workers=False)
         loader.dataset = dict(
-            type='ShapesDataset',
+            type=dataset_type,
             data_root=data_root,
-            generator=generator,
             ann_file=f'annotations/instances_{split}.json',
             data_prefix=dict(img=f'{split}/'),
             test_mode=split == 'val',
-            pipeline=pipeline)
+            pipeline=train_pipeline if split == 'train' else pipeline,
+            **dataset_args)
     cfg.train_dataloader.batch_sampler = None
     cfg.test_dataloader = cfg.val_dataloader
     cfg.val_evaluator = dict(

@@ -14,6 +14,7 @@ from typing import List, Optional
 from mmengine.config import Config, ConfigDict
 
 from mmdet.models.roi_heads import BaseRoIHead
+from .errors import InputError
 from .models.heads.yolor_head import (find_prediction_layers,
                                       unsupported_head_message)
 from .models.layers.implicit import IMPLICIT_MODULE_PREFIX
@@ -33,7 +34,7 @@ YOLOR_PARTS = {
 }
 
 
-class YolorizeError(ValueError):
+class YolorizeError(InputError):
     """A config cannot be rewritten to its YOLOR form."""
 
 

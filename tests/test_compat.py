@@ -60,7 +60,7 @@ def test_checkpoint_with_unsafe_objects_needs_explicit_trust(
         message_hub_checkpoint(path)
     finally:
         copyreg.pickle(HistoryBuffer, reducer)
-    with pytest.raises(pickle.UnpicklingError,
+    with pytest.raises(compat.CheckpointError,
                        match='MMDET_YOLOR_TRUST_CHECKPOINTS=1'):
         CheckpointLoader.load_checkpoint(path)
     monkeypatch.setenv(compat.TRUST_CHECKPOINTS_ENV, '1')
@@ -75,7 +75,8 @@ def test_missing_and_corrupt_checkpoints_are_named(tmp_path):
     torch.save(dict(state_dict=dict(w=torch.ones(100))), good)
     truncated = tmp_path / 'truncated.pth'
     truncated.write_bytes(good.read_bytes()[:200])
-    with pytest.raises(RuntimeError, match='truncated.pth is not a readable '
+    with pytest.raises(compat.CheckpointError,
+                       match='truncated.pth is not a readable '
                        r'checkpoint \(corrupt or truncated\?\)'):
         compat.load_local_checkpoint(str(truncated))
 
@@ -113,3 +114,19 @@ def test_setup_distributed_refuses_slurm_without_cuda():
     with pytest.raises(RuntimeError, match='--launcher slurm needs CUDA '
                        'devices.*tools/dist_train.sh'):
         compat.setup_distributed(Config(dict(launcher='slurm')))
+
+
+def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
+    from mmengine.runner.checkpoint import save_checkpoint
+    path = tmp_path / 'epoch_1.pth'
+    save_checkpoint(dict(state_dict=dict(w=torch.ones(3))), str(path))
+    before = path.read_bytes()
+
+    # a kill while the new bytes are written leaves the old file intact
+    def interrupted_write(fd):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(compat.os, 'fsync', interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(dict(state_dict=dict(w=torch.zeros(3))), str(path))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ['epoch_1.pth']

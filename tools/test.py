@@ -64,18 +64,19 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = launch.prepare_test_config(
-        args.config,
-        args.checkpoint,
-        work_dir=args.work_dir,
-        show=args.show,
-        show_dir=args.show_dir,
-        wait_time=args.wait_time,
-        tta=args.tta,
-        cfg_options=args.cfg_options,
-        launcher=args.launcher,
-        yolor=args.yolor)
-    launch.test(cfg, out=args.out)
+    with launch.exit_on_input_error():
+        cfg = launch.prepare_test_config(
+            args.config,
+            args.checkpoint,
+            work_dir=args.work_dir,
+            show=args.show,
+            show_dir=args.show_dir,
+            wait_time=args.wait_time,
+            tta=args.tta,
+            cfg_options=args.cfg_options,
+            launcher=args.launcher,
+            yolor=args.yolor)
+        launch.test(cfg, out=args.out)
 
 
 if __name__ == '__main__':

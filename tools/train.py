@@ -65,16 +65,17 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = launch.prepare_train_config(
-        args.config,
-        work_dir=args.work_dir,
-        resume=args.resume,
-        amp=args.amp,
-        auto_scale_lr=args.auto_scale_lr,
-        cfg_options=args.cfg_options,
-        launcher=args.launcher,
-        yolor=args.yolor)
-    launch.train(cfg)
+    with launch.exit_on_input_error():
+        cfg = launch.prepare_train_config(
+            args.config,
+            work_dir=args.work_dir,
+            resume=args.resume,
+            amp=args.amp,
+            auto_scale_lr=args.auto_scale_lr,
+            cfg_options=args.cfg_options,
+            launcher=args.launcher,
+            yolor=args.yolor)
+        launch.train(cfg)
 
 
 if __name__ == '__main__':

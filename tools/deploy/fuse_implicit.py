@@ -34,8 +34,9 @@ def parse_args():
 def main():
     args = parse_args()
     register_all_modules()
-    cfg = launch.load_config(args.config, args.cfg_options, args.yolor)
-    report, config = fuse_checkpoint(cfg, args.checkpoint, args.out)
+    with launch.exit_on_input_error():
+        cfg = launch.load_config(args.config, args.cfg_options, args.yolor)
+        report, config = fuse_checkpoint(cfg, args.checkpoint, args.out)
     print(report.format())
     if report.complete:
         print(f'Everything folded: {args.out} is a plain mmdet checkpoint of '

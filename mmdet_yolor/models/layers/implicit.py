@@ -27,6 +27,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet.registry import MODELS
+from ...errors import InputError
 
 IMPLICIT_FORMS = ('vector', 'nn', 'mf')
 IMPLICIT_INITS = ('paper', 'identity')
@@ -157,7 +158,7 @@ class BaseImplicit(BaseModule):
         """Raise a clear error if ``x`` does not have ``channels`` channels
         along ``dim``."""
         if x.dim() == 0 or x.shape[self.dim] != self.channels:
-            raise ValueError(
+            raise InputError(
                 f'{type(self).__name__} was built for {self.channels} '
                 f'channels but met a tensor of shape {tuple(x.shape)} '
                 f'(channel dim {self.dim}). Set its channels to the '
