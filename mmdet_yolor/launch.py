@@ -5,14 +5,16 @@ The tools only parse the command line (with mmdet 3.3.0's flags, plus
 ``--yolor``); turning those choices into an mmengine config and running it
 lives here, where tests can import it.
 """
+import argparse
 import copy
+import os
 import os.path as osp
 import re
 import sys
 from contextlib import contextmanager
 from typing import Optional
 
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -28,6 +30,51 @@ from .toggle import YOLOR_PARTS, yolorize
 # Hooks every training run gets (see mmdet_yolor/engine/hooks.py).
 DEFAULT_TRAIN_HOOKS = ('EpochSeedHook', 'NonFiniteLossHook')
 
+
+
+def add_yolor_argument(parser: argparse.ArgumentParser,
+                       help: str,
+                       default: Optional[str] = None) -> None:
+    """``--yolor [PART]``: a key of ``YOLOR_PARTS``; a bare ``--yolor`` means
+    ``all`` unless a ``default`` is given (then the option needs a value)."""
+    optional = dict(nargs='?', const='all') if default is None else {}
+    parser.add_argument(
+        '--yolor',
+        default=default,
+        choices=sorted(YOLOR_PARTS),
+        help=help,
+        **optional)
+
+
+def add_cfg_options_argument(parser: argparse.ArgumentParser) -> None:
+    """mmdet's ``--cfg-options key=value ...``."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed. Applied before --yolor.')
+
+
+def add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
+    """mmdet's ``--launcher`` and ``--local-rank`` (passed by
+    ``torch.distributed.launch``; torchrun sets ``LOCAL_RANK``)."""
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def set_local_rank(args: argparse.Namespace) -> None:
+    """Export ``--local-rank`` as ``LOCAL_RANK`` unless a launcher did."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
 
 
 def load_config(config: str,

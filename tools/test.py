@@ -2,9 +2,6 @@
 """Test (and evaluate) a detector: mmdet 3.3.0's tools/test.py flags, plus
 ``--yolor`` to apply YOLOR to any mmdet config."""
 import argparse
-import os
-
-from mmengine.config import DictAction
 
 from mmdet_yolor import launch
 
@@ -30,35 +27,16 @@ def parse_args():
         'to the work_dir/timestamp/show_dir')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--yolor',
-        nargs='?',
-        const='all',
-        choices=sorted(launch.YOLOR_PARTS),
+    launch.add_yolor_argument(
+        parser,
         help='rewrite the config to its YOLOR form ("all", "fa", "pr" or '
         '"foldable"), as in tools/train.py')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed. Applied before --yolor.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
+    launch.add_cfg_options_argument(parser)
+    launch.add_launcher_arguments(parser)
     parser.add_argument(
         '--tta', action='store_true', help='test-time augmentation')
-    # torch.distributed.launch passes --local-rank, torchrun sets LOCAL_RANK
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    launch.set_local_rank(args)
     return args
 
 

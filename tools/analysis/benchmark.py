@@ -5,12 +5,10 @@ rows as ratios to the baseline. A benchmark, not a test: run it on an idle
 machine."""
 import argparse
 
-from mmengine.config import Config, DictAction
-
 from mmdet.utils import register_all_modules
+from mmdet_yolor import launch
 from mmdet_yolor.analysis.benchmark import (BenchmarkSettings, dump_json,
                                             format_table, run_benchmark)
-from mmdet_yolor.toggle import YOLOR_PARTS
 
 
 def parse_args():
@@ -19,10 +17,9 @@ def parse_args():
     parser.add_argument(
         'config', help='a baseline config (YOLOR is applied with --yolor) or '
         'a YOLOR config (the baseline is its plain form)')
-    parser.add_argument(
-        '--yolor',
+    launch.add_yolor_argument(
+        parser,
         default=defaults.yolor,
-        choices=sorted(YOLOR_PARTS),
         help='YOLOR variant of a baseline config (default: %(default)s)')
     parser.add_argument('--image-size', type=int, default=defaults.image_size)
     parser.add_argument('--batch-size', type=int, default=defaults.batch_size)
@@ -35,20 +32,15 @@ def parse_args():
     parser.add_argument(
         '--device', default=defaults.device, choices=['cpu', 'cuda'])
     parser.add_argument('--json', help='also write the results to this file')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, as in tools/train.py')
+    launch.add_cfg_options_argument(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
     register_all_modules()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    with launch.exit_on_input_error():
+        cfg = launch.load_config(args.config, args.cfg_options)
     settings = BenchmarkSettings(
         image_size=args.image_size,
         batch_size=args.batch_size,

@@ -4,8 +4,6 @@ neighbouring layers, report what was folded and what was kept, and write
 the folded checkpoint."""
 import argparse
 
-from mmengine.config import DictAction
-
 from mmdet.utils import register_all_modules
 from mmdet_yolor import launch
 from mmdet_yolor.deploy import fuse_checkpoint
@@ -16,18 +14,11 @@ def parse_args():
     parser.add_argument('config', help='the YOLOR config of the checkpoint')
     parser.add_argument('checkpoint', help='the trained checkpoint')
     parser.add_argument('out', help='where to write the folded checkpoint')
-    parser.add_argument(
-        '--yolor',
-        nargs='?',
-        const='all',
-        choices=sorted(launch.YOLOR_PARTS),
+    launch.add_yolor_argument(
+        parser,
         help='apply yolorize to a baseline config first, as the checkpoint '
         'was trained with tools/train.py --yolor')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, as in tools/train.py')
+    launch.add_cfg_options_argument(parser)
     return parser.parse_args()
 
 
