@@ -1,0 +1,13 @@
+# Sparse R-CNN demo with YOLOR; equals `yolorize()` of the baseline demo
+# config.
+_base_ = './sparse-rcnn_r18_fpn_6e_shapes.py'
+custom_imports = dict(imports=['mmdet_yolor'], allow_failed_imports=False)
+
+model = dict(
+    neck=dict(_delete_=True, type='YOLORNeck', neck=_base_.model.neck),
+    roi_head=dict(bbox_head=[
+        dict(type='YOLORHead', head=stage_head)
+        for stage_head in _base_.model.roi_head.bbox_head
+    ]))
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys={'implicit_': dict(decay_mult=0.)}))
