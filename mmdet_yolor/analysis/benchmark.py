@@ -119,10 +119,15 @@ def _sync(device: str) -> None:
 def interleaved_median_ms(steps: Dict[str, Callable[[], None]],
                           settings: BenchmarkSettings) -> Dict[str, float]:
     """Time each step function ``repeats`` times, the variants taking turns
-    in every round after ``warmup`` untimed rounds; median milliseconds."""
+    in every round after ``warmup`` untimed rounds; median milliseconds.
+    The order of the turns rotates from round to round, so that no variant
+    always runs right after the same other one."""
     times = {name: [] for name in steps}
+    names = list(steps)
     for round_index in range(settings.warmup + settings.repeats):
-        for name, step in steps.items():
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            step = steps[name]
             _sync(settings.device)
             start = time.perf_counter()
             step()

@@ -216,6 +216,8 @@ def _fold_neck(name: str, neck: nn.Module) -> List[FoldSite]:
         convs_name = find_output_convs(type(neck))
         sites = []
         for level, conv in enumerate(getattr(neck, convs_name)):
+            if not hasattr(conv, 'implicit_alignment'):
+                continue  # folded and stripped before
             why = _fold_into_output_conv(conv, conv.implicit_alignment)
             sites.append(
                 FoldSite(f'{name}.{convs_name}.{level}.implicit_alignment',
@@ -234,6 +236,8 @@ def _fold_neck(name: str, neck: nn.Module) -> List[FoldSite]:
         producers = rule(neck)
     sites = []
     for level, (conv, why) in enumerate(producers):
+        if not isinstance(neck.implicit_alignment[level], BaseImplicit):
+            continue  # folded and stripped before
         if conv is not None:
             why = _fold_into_output_conv(conv, neck.implicit_alignment[level])
         sites.append(

@@ -152,3 +152,15 @@ def test_rules_on_single_layers():
     fold_add_into_consumer(conv, a)
     fold_multiply_into_producer(conv, m)
     torch.testing.assert_close(conv(x), expected)
+
+
+def test_fusing_twice_changes_nothing_more():
+    for yolorize_kwargs in (dict(), dict(foldable=True)):
+        model = build_yolor('faster_rcnn', **yolorize_kwargs)
+        data = inputs(model, 'faster_rcnn')
+        fuse_implicit(model)
+        once = tensor_outputs(model, data)
+        report = fold_implicit(model)
+        assert all(not site.folded for site in report.sites)
+        fuse_implicit(model)
+        assert_close_outputs(once, tensor_outputs(model, data))
