@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from torch import nn
 
@@ -71,6 +72,13 @@ def variant_configs(cfg: Config, yolor: str = 'all') -> Dict[str, Config]:
     if any(f"'{name}'" in text for name in YOLOR_TYPES):
         return {BASELINE: unyolorize(cfg), YOLOR: cfg}
     return {BASELINE: cfg, YOLOR: yolorize(cfg, **YOLOR_PARTS[yolor])}
+
+
+def _quiet_logs() -> None:
+    """Keep mmengine's per-parameter initialisation and paramwise-option
+    messages (thousands of lines) out of the printed table: they go to the
+    current logger, which this makes a WARNING-level one."""
+    MMLogger.get_instance('mmdet_yolor.benchmark', log_level='WARNING')
 
 
 def _without_pretrained(model_cfg):
@@ -172,6 +180,7 @@ def _peak_memory_probe(cfg_text: str, settings: BenchmarkSettings, queue):
     process's peak resident memory (MiB)."""
     register_all_modules()
     import mmdet_yolor  # noqa: F401  (registers the YOLOR modules)
+    _quiet_logs()
     cfg = Config.fromstring(cfg_text, '.py')
     model = MODELS.build(_without_pretrained(cfg.model)).to(settings.device)
     model.init_weights()
@@ -204,6 +213,7 @@ def run_benchmark(cfg: Config,
                   settings: BenchmarkSettings) -> List[VariantResult]:
     """Measure baseline, YOLOR and YOLOR folded for ``cfg`` (a baseline or a
     YOLOR config)."""
+    _quiet_logs()
     configs = variant_configs(cfg, settings.yolor)
     models = build_variants(configs, settings.device)
 
