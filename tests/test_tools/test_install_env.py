@@ -1,0 +1,89 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""``make install`` (tools/misc/install_env.sh): one clear sentence for a
+missing prerequisite, and a no-op when the environment is up to date."""
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+INSTALL = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
+    'misc', 'install_env.sh')
+BASH = shutil.which('bash')
+
+
+def install(tmp_path, **env):
+    """Run the install script with ``env`` added; the venv goes to tmp_path
+    unless VENV is given, so a failing check can never touch the real one."""
+    env = dict(os.environ, **env)
+    env.setdefault('VENV', str(tmp_path / 'venv'))
+    return subprocess.run([BASH, INSTALL],
+                          cwd=str(tmp_path),
+                          env=env,
+                          capture_output=True,
+                          text=True)
+
+
+def assert_refused(result, tmp_path, *phrases):
+    """Exit 1 with a single ``make install: ...`` line naming the problem,
+    and no venv created."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('make install: '), lines
+    for phrase in phrases:
+        assert phrase in lines[0]
+    assert not (tmp_path / 'venv').exists()
+
+
+def fake_python(tmp_path, version_line):
+    """An interpreter that reports ``version_line`` for ``-V`` and fails
+    every ``-c`` check, as an unsupported Python does the version check."""
+    path = tmp_path / 'python'
+    path.write_text(f'#!/bin/sh\n[ "$1" = -V ] && echo "{version_line}" '
+                    '&& exit 0\nexit 1\n')
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_missing_python(tmp_path):
+    result = install(tmp_path, PYTHON=str(tmp_path / 'no-such-python3'))
+    assert_refused(result, tmp_path, 'no-such-python3', 'was not found',
+                   'install Python 3.8-3.12')
+
+
+def test_unsupported_python(tmp_path):
+    result = install(
+        tmp_path, PYTHON=fake_python(tmp_path, 'Python 3.7.9'))
+    assert_refused(result, tmp_path, 'Python 3.7.9 is not supported',
+                   'need Python 3.8-3.12')
+
+
+def test_missing_cxx_compiler(tmp_path):
+    # a PATH with only what the script needs before the compiler check
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    os.symlink(shutil.which('dirname'), bin_dir / 'dirname')
+    result = install(
+        tmp_path,
+        PATH=str(bin_dir),
+        PYTHON=sys.executable,
+        CXX=str(tmp_path / 'no-such-g++'))
+    assert_refused(result, tmp_path, 'no C++ compiler found',
+                   'apt install g++')
+
+
+def test_second_install_is_a_no_op(tmp_path):
+    # `make test` installs first, so the environment running these tests is
+    # the one the stamp describes
+    venv = sys.prefix
+    assert osp.isfile(osp.join(venv, '.mmdet_yolor-install-stamp')), (
+        f'{venv} was not made by `make install`; run the tests with '
+        '`make test`')
+    log = osp.join(venv, 'install.log')
+    log_mtime = osp.getmtime(log)
+    # run from elsewhere: the script finds the repo from its own path
+    result = install(tmp_path, VENV=venv, PYTHON=sys.executable)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f'make install: {venv} is up to date.'
+    assert osp.getmtime(log) == log_mtime
