@@ -26,15 +26,17 @@ def run(args, cwd, env=None, check=True):
 
 @pytest.fixture
 def run_tool():
-    """``run_tool(name, *args, cwd)`` runs ``tools/<name>``: a .py with this
-    interpreter, a .sh with bash and PYTHON set to this interpreter."""
+    """``run_tool(name, *args, cwd, env=None, check=True)`` runs
+    ``tools/<name>``: a .py with this interpreter, a .sh with bash and
+    PYTHON set to this interpreter (unless ``env`` sets it)."""
 
-    def run_tool(name, *args, cwd, **kwargs):
+    def run_tool(name, *args, cwd, env=None, **kwargs):
         path = osp.join(TOOLS, name)
         if name.endswith('.sh'):
             return run(['bash', path, *args], cwd,
-                       env=dict(PYTHON=sys.executable), **kwargs)
-        return run([sys.executable, path, *args], cwd, **kwargs)
+                       env={'PYTHON': sys.executable, **(env or {})},
+                       **kwargs)
+        return run([sys.executable, path, *args], cwd, env=env, **kwargs)
 
     return run_tool
 

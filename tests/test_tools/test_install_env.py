@@ -4,25 +4,25 @@ missing prerequisite, and a no-op when the environment is up to date."""
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 
-INSTALL = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
-    'misc', 'install_env.sh')
-BASH = shutil.which('bash')
+import pytest
 
 
-def install(tmp_path, **env):
-    """Run the install script with ``env`` added; the venv goes to tmp_path
-    unless VENV is given, so a failing check can never touch the real one."""
-    env = dict(os.environ, **env)
-    env.setdefault('VENV', str(tmp_path / 'venv'))
-    return subprocess.run([BASH, INSTALL],
-                          cwd=str(tmp_path),
-                          env=env,
-                          capture_output=True,
-                          text=True)
+@pytest.fixture
+def install(run_tool, tmp_path):
+    """Run the install script from tmp_path with ``env`` added; the venv
+    goes to tmp_path unless VENV is given, so a failing check can never
+    touch the real one."""
+
+    def install(**env):
+        return run_tool(
+            'misc/install_env.sh',
+            cwd=str(tmp_path),
+            env={'VENV': str(tmp_path / 'venv'), **env},
+            check=False)
+
+    return install
 
 
 def assert_refused(result, tmp_path, *phrases):
@@ -46,34 +46,30 @@ def fake_python(tmp_path, version_line):
     return str(path)
 
 
-def test_missing_python(tmp_path):
-    result = install(tmp_path, PYTHON=str(tmp_path / 'no-such-python3'))
+def test_missing_python(install, tmp_path):
+    result = install(PYTHON=str(tmp_path / 'no-such-python3'))
     assert_refused(result, tmp_path, 'no-such-python3', 'was not found',
                    'install Python 3.8-3.12')
 
 
-def test_unsupported_python(tmp_path):
-    result = install(
-        tmp_path, PYTHON=fake_python(tmp_path, 'Python 3.7.9'))
+def test_unsupported_python(install, tmp_path):
+    result = install(PYTHON=fake_python(tmp_path, 'Python 3.7.9'))
     assert_refused(result, tmp_path, 'Python 3.7.9 is not supported',
                    'need Python 3.8-3.12')
 
 
-def test_missing_cxx_compiler(tmp_path):
-    # a PATH with only what the script needs before the compiler check
+def test_missing_cxx_compiler(install, tmp_path):
+    # a PATH with only what runs the script up to the compiler check
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
-    os.symlink(shutil.which('dirname'), bin_dir / 'dirname')
-    result = install(
-        tmp_path,
-        PATH=str(bin_dir),
-        PYTHON=sys.executable,
-        CXX=str(tmp_path / 'no-such-g++'))
+    for tool in ('bash', 'dirname'):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    result = install(PATH=str(bin_dir), CXX=str(tmp_path / 'no-such-g++'))
     assert_refused(result, tmp_path, 'no C++ compiler found',
                    'apt install g++')
 
 
-def test_second_install_is_a_no_op(tmp_path):
+def test_second_install_is_a_no_op(install):
     # `make test` installs first, so the environment running these tests is
     # the one the stamp describes
     venv = sys.prefix
@@ -83,7 +79,7 @@ def test_second_install_is_a_no_op(tmp_path):
     log = osp.join(venv, 'install.log')
     log_mtime = osp.getmtime(log)
     # run from elsewhere: the script finds the repo from its own path
-    result = install(tmp_path, VENV=venv, PYTHON=sys.executable)
+    result = install(VENV=venv)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f'make install: {venv} is up to date.'
     assert osp.getmtime(log) == log_mtime
