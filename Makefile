@@ -1,9 +1,11 @@
-# mmdet_yolor: `make demo` runs the main job, `make test` the test suite.
-# Both install the environment (.venv/) first when needed.
+# mmdet_yolor: `make demo` runs the main job, `make test` the test suite,
+# `make lint` the style checks (mmdet's flake8/isort/yapf, see setup.cfg).
+# demo and test install the environment (.venv/) first when needed.
 VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
+LINT_PATHS := mmdet_yolor configs tools tests setup.py
 
-.PHONY: install test demo clean
+.PHONY: install test demo lint lint-env format clean
 
 install:
 	@bash tools/misc/install_env.sh
@@ -15,6 +17,22 @@ test: install
 
 demo: install
 	$(PYTHON) tools/demo.py $(DEMO_ARGS)
+
+# The linters alone need no OpenMMLab stack: install them into the venv
+# (created if missing) and check.
+lint-env:
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	@$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements/lint.txt
+
+lint: lint-env
+	$(PYTHON) -m flake8 $(LINT_PATHS)
+	$(PYTHON) -m isort --check-only --diff $(LINT_PATHS)
+	$(PYTHON) -m yapf --diff --recursive $(LINT_PATHS)
+
+# Rewrite the tree to the style `make lint` checks.
+format: lint-env
+	$(PYTHON) -m isort $(LINT_PATHS)
+	$(PYTHON) -m yapf --in-place --recursive $(LINT_PATHS)
 
 clean:
 	rm -rf work_dirs .pytest_cache

@@ -6,7 +6,6 @@ The OpenMMLab packages (``requirements/mminstall.txt``) are not in
 ``make install`` does (see README).
 """
 import os.path as osp
-
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))

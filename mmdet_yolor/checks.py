@@ -12,9 +12,9 @@ import os.path as osp
 import zipfile
 from typing import Dict, Iterator, List
 
+from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 
-from mmdet.registry import DATASETS, MODELS
 from .compat import CheckpointError, load_local_checkpoint
 from .datasets import ShapesDataset
 from .errors import InputError
@@ -87,8 +87,9 @@ def annotation_files(cfg: Config, loaders: List[str]) -> List[str]:
                 continue
             path = osp.join(dataset.get('data_root') or '', ann_file)
             dataset_type = DATASETS.get(dataset.get('type', ''))
-            generated = (dataset_type is not None
-                         and issubclass(dataset_type, ShapesDataset))
+            generated = (
+                dataset_type is not None
+                and issubclass(dataset_type, ShapesDataset))
             if generated and not osp.exists(path):
                 continue
             if path not in files:
@@ -186,9 +187,7 @@ def find_resumable_checkpoint(work_dir: str) -> Dict[str, str]:
         if named and _is_intact(named):
             return dict(checkpoint=named, note=f'resuming from {named}')
     newest_first = sorted(
-        glob.glob(osp.join(work_dir, '*.pth')),
-        key=osp.getmtime,
-        reverse=True)
+        glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime, reverse=True)
     for path in newest_first:
         if _is_intact(path):
             damaged = (f'{named or "last_checkpoint"} is damaged; '

@@ -95,8 +95,7 @@ def load_local_checkpoint(filename: str, map_location=None) -> dict:
             raise CheckpointError(
                 f'checkpoint {filename} is not a readable checkpoint '
                 f'(corrupt or truncated?): {error}') from None
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(
-            filename)
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
         raise CheckpointError(
             f'checkpoint {filename} holds pickled objects that are not '
             f'safe to load ({", ".join(unsafe)}); it was probably written '
@@ -113,8 +112,9 @@ def register_checkpoint_loader() -> None:
     :func:`load_local_checkpoint` and pickle HistoryBuffers from their
     arrays (fix 1)."""
     copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
-    CheckpointLoader.register_scheme(prefixes='', force=True)(
-        load_local_checkpoint)
+    CheckpointLoader.register_scheme(
+        prefixes='', force=True)(
+            load_local_checkpoint)
 
 
 class AtomicLocalBackend(LocalBackend):

@@ -36,8 +36,8 @@ DEMO_CONFIGS = {
     'atss': ('atss_r18_fpn_6e_shapes.py', 'atss-yolor_r18_fpn_6e_shapes.py'),
     'faster-rcnn': ('faster-rcnn_r18_fpn_6e_shapes.py',
                     'faster-rcnn-yolor_r18_fpn_6e_shapes.py'),
-    'mask-rcnn': ('mask-rcnn_r18_fpn_6e_shapes.py',
-                  'mask-rcnn-yolor_r18_fpn_6e_shapes.py'),
+    'mask-rcnn':
+    ('mask-rcnn_r18_fpn_6e_shapes.py', 'mask-rcnn-yolor_r18_fpn_6e_shapes.py'),
     'sparse-rcnn': ('sparse-rcnn_r18_fpn_6e_shapes.py',
                     'sparse-rcnn-yolor_r18_fpn_6e_shapes.py'),
 }
@@ -125,8 +125,8 @@ def plan_runs(settings: DemoSettings) -> List[Run]:
                 name = baseline_name
                 if variant == 'yolor' and settings.yolor == 'all':
                     name = yolor_name
-                cfg = run_config(osp.join(CONFIGS_ROOT, 'demo', name),
-                                 settings)
+                cfg = run_config(
+                    osp.join(CONFIGS_ROOT, 'demo', name), settings)
                 if variant == 'yolor' and settings.yolor != 'all':
                     cfg = yolorize(cfg, **YOLOR_PARTS[settings.yolor])
                 cfg.randomness = dict(seed=seed)
@@ -140,19 +140,21 @@ def plan_runs(settings: DemoSettings) -> List[Run]:
                 iters = math.ceil(loader.dataset.generator.num_train /
                                   loader.batch_size)
                 runs.append(
-                    Run(f'{detector} {variant} seed {seed}', config,
-                        work_dir, iters * cfg.train_cfg.max_epochs))
+                    Run(f'{detector} {variant} seed {seed}', config, work_dir,
+                        iters * cfg.train_cfg.max_epochs))
     return runs
 
 
 def _train(run: Run, threads: int) -> None:
     """Run ``tools/train.py`` for one run, following its progress."""
     run.status = 'training'
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
-               PYTHONUNBUFFERED='1')
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED='1')
     process = subprocess.Popen(
         [sys.executable, TRAIN_TOOL, run.config, '--work-dir', run.work_dir],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env)
     tail: List[str] = []
     for line in process.stdout:
         tail = (tail + [line])[-30:]
@@ -180,15 +182,16 @@ def progress_line(runs: List[Run], elapsed: float) -> str:
     fraction = done / total if total else 1.0
     eta = (elapsed * (1 - fraction) / fraction) if fraction > 0 else None
     states = ', '.join(
-        f'{run.name}: {run.done_iters}/{run.total_iters}'
-        if run.status == 'training' else f'{run.name}: {run.status}'
-        for run in runs)
+        f'{run.name}: {run.done_iters}/{run.total_iters}' if run.status ==
+        'training' else f'{run.name}: {run.status}' for run in runs)
     return (f'[demo] {fraction:6.1%} | elapsed {_format_seconds(elapsed)} | '
             f'ETA {_format_seconds(eta) if eta is not None else "?"} | '
             f'{states}')
 
 
-def train_all(runs: List[Run], jobs: int, interval: float = 30.0,
+def train_all(runs: List[Run],
+              jobs: int,
+              interval: float = 30.0,
               log=print) -> None:
     """Train the runs, ``jobs`` at a time, printing progress every
     ``interval`` seconds."""
@@ -233,18 +236,19 @@ def run_demo(settings: DemoSettings, log=print) -> str:
     with open(osp.join(settings.work_dir, 'results.md'), 'w') as f:
         f.write(table + '\n')
     dump_json(comparisons, osp.join(settings.work_dir, 'results.json'))
-    plot_curves(load_work_dirs(work_dirs),
-                osp.join(settings.work_dir, 'curves.png'))
+    plot_curves(
+        load_work_dirs(work_dirs), osp.join(settings.work_dir, 'curves.png'))
     for detector in settings.detectors:
-        yolor = next(run for run in runs
-                     if run.name.startswith(f'{detector} yolor'))
+        yolor = next(
+            run for run in runs if run.name.startswith(f'{detector} yolor'))
         with open(osp.join(yolor.work_dir, 'last_checkpoint')) as f:
             checkpoint = f.read().strip()
         stats = load_implicit_stats(yolor.config, checkpoint)
-        plot_implicits(
-            stats, osp.join(settings.work_dir, f'implicit_{detector}.png'))
-        with open(osp.join(settings.work_dir, f'implicit_{detector}.txt'),
-                  'w') as f:
+        plot_implicits(stats,
+                       osp.join(settings.work_dir, f'implicit_{detector}.png'))
+        with open(
+                osp.join(settings.work_dir, f'implicit_{detector}.txt'),
+                'w') as f:
             f.write(format_implicit_summary(stats) + '\n')
     log(f'[demo] finished in {_format_seconds(time.time() - start)}; '
         f'table, curves and implicit plots in {settings.work_dir}')

@@ -14,14 +14,14 @@ import sys
 from contextlib import contextmanager
 from typing import Optional
 
+from mmdet.engine.hooks.utils import trigger_visualization_hook
+from mmdet.evaluation import DumpDetResults
+from mmdet.utils import setup_cache_size_limit_of_dynamo
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmdet.engine.hooks.utils import trigger_visualization_hook
-from mmdet.evaluation import DumpDetResults
-from mmdet.utils import setup_cache_size_limit_of_dynamo
 from . import compat
 from .checks import check_inputs, find_resumable_checkpoint
 from .errors import InputError
@@ -29,7 +29,6 @@ from .toggle import YOLOR_PARTS, yolorize
 
 # Hooks every training run gets (see mmdet_yolor/engine/hooks.py).
 DEFAULT_TRAIN_HOOKS = ('EpochSeedHook', 'NonFiniteLossHook')
-
 
 
 def add_yolor_argument(parser: argparse.ArgumentParser,
@@ -188,13 +187,14 @@ def enable_tta(cfg: Config) -> None:
             transforms=[[
                 dict(type='RandomFlip', prob=1.),
                 dict(type='RandomFlip', prob=0.)
-            ], [
-                dict(
-                    type='PackDetInputs',
-                    meta_keys=('img_id', 'img_path', 'ori_shape',
-                               'img_shape', 'scale_factor', 'flip',
-                               'flip_direction'))
-            ]])
+            ],
+                        [
+                            dict(
+                                type='PackDetInputs',
+                                meta_keys=('img_id', 'img_path', 'ori_shape',
+                                           'img_shape', 'scale_factor', 'flip',
+                                           'flip_direction'))
+                        ]])
     cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
@@ -216,8 +216,7 @@ def prepare_test_config(config: str,
     cfg.load_from = checkpoint
     if show or show_dir:
         trigger_visualization_hook(
-            cfg,
-            ConfigDict(show=show, show_dir=show_dir, wait_time=wait_time))
+            cfg, ConfigDict(show=show, show_dir=show_dir, wait_time=wait_time))
     if tta:
         enable_tta(cfg)
     return cfg
@@ -253,8 +252,7 @@ def test(cfg: Config, out: Optional[str] = None) -> dict:
     check_inputs(cfg, ['test_dataloader'])
     runner = build_runner(cfg)
     if out is not None:
-        runner.test_evaluator.metrics.append(
-            DumpDetResults(out_file_path=out))
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
     return runner.test()
 
 

@@ -9,8 +9,8 @@ from .datasets import CLASSES
 
 # The configs/ folder of a source checkout (the package is installed
 # editable by `make install`).
-CONFIGS_ROOT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                        'configs')
+CONFIGS_ROOT = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
 
 # Every seed-table row: (baseline config, YOLOR config) under configs/.
 SEED_CONFIGS = [
@@ -23,8 +23,9 @@ SEED_CONFIGS = [
     ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
      'fcos/fcos-yolor_r50-caffe_fpn_gn-head_1x_coco.py'),
     ('atss/atss_r50_fpn_1x_coco.py', 'atss/atss-yolor_r50_fpn_1x_coco.py'),
-    ('sparse_rcnn/sparse-rcnn_r50_fpn_300-proposals_crop-ms-480-800-3x_coco.py',
-     'sparse_rcnn/sparse-rcnn-yolor_r50_fpn_300-proposals_crop-ms-480-800-3x_coco.py'),  # noqa: E501
+    ('sparse_rcnn/sparse-rcnn_r50_fpn_300-proposals_crop-ms-480-800-3x_coco'
+     '.py', 'sparse_rcnn/sparse-rcnn-yolor_r50_fpn_300-proposals_'
+     'crop-ms-480-800-3x_coco.py'),
 ]
 
 
@@ -72,10 +73,10 @@ def tiny_fcos_config(data_root: str,
     model.data_preprocessor.update(
         mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
     shrink_backbone(model, base_channels=8)
-    norm_cfg = dict(type='BN', requires_grad=True) if norm == 'BN' else dict(
-        type='GN', num_groups=8, requires_grad=True)
-    model.backbone.update(
-        norm_cfg=norm_cfg, norm_eval=False, frozen_stages=-1)
+    norm_cfg = dict(
+        type='BN', requires_grad=True) if norm == 'BN' else dict(
+            type='GN', num_groups=8, requires_grad=True)
+    model.backbone.update(norm_cfg=norm_cfg, norm_eval=False, frozen_stages=-1)
     model.neck.out_channels = 32
     model.bbox_head.update(
         num_classes=6, in_channels=32, feat_channels=32, stacked_convs=1)
@@ -87,9 +88,8 @@ def tiny_fcos_config(data_root: str,
         dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
         dict(type='PackDetInputs')
     ]
-    train_pipeline = pipeline[:-1] + [
-        dict(type='RandomFlip', prob=0.5)
-    ] * flip + pipeline[-1:]
+    train_pipeline = pipeline[:-1] + [dict(type='RandomFlip', prob=0.5)
+                                      ] * flip + pipeline[-1:]
     if dataset_type == 'ShapesDataset':
         dataset_args = dict(generator=generator)
     else:
@@ -115,8 +115,8 @@ def tiny_fcos_config(data_root: str,
     cfg.test_evaluator = cfg.val_evaluator
     cfg.train_cfg = dict(
         type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-    cfg.optim_wrapper.optimizer = dict(type='SGD', lr=0.01, momentum=0.9,
-                                       weight_decay=1e-4)
+    cfg.optim_wrapper.optimizer = dict(
+        type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4)
     cfg.param_scheduler = []
     cfg.default_hooks.logger.interval = 1
     cfg.work_dir = work_dir
@@ -132,10 +132,17 @@ FASTER_RCNN_YOLOR = dict(
 def train_records(first_step, last_step, iters_per_epoch=4):
     """Training lines of scalars.json for steps first..last."""
     return [
-        dict(base_lr=0.01, lr=0.01, data_time=0.01, grad_norm=5.0,
-             loss=5.0 - 0.1 * step, loss_cls=1.0, time=0.2,
-             epoch=(step - 1) // iters_per_epoch + 1, iter=step, step=step)
-        for step in range(first_step, last_step + 1)
+        dict(
+            base_lr=0.01,
+            lr=0.01,
+            data_time=0.01,
+            grad_norm=5.0,
+            loss=5.0 - 0.1 * step,
+            loss_cls=1.0,
+            time=0.2,
+            epoch=(step - 1) // iters_per_epoch + 1,
+            iter=step,
+            step=step) for step in range(first_step, last_step + 1)
     ]
 
 

@@ -11,9 +11,9 @@ folded YOLOR checkpoint loads into.
 import copy
 from typing import List, Optional
 
+from mmdet.models.roi_heads import BaseRoIHead
 from mmengine.config import Config, ConfigDict
 
-from mmdet.models.roi_heads import BaseRoIHead
 from .errors import InputError
 from .models.heads.yolor_head import (find_prediction_layers,
                                       unsupported_head_message)
@@ -181,10 +181,10 @@ def _wrap_head(head: dict, wrapper: dict, path: str, source: str) -> dict:
     if issubclass(head_type, BaseRoIHead):
         _wrap_heads(head, wrapper, path, source)
         return head
-    raise YolorizeError(
-        f'yolorize: {path} in {source}: ' + unsupported_head_message(
-            head_type) + ' Or use prediction_refinement=False (tools: '
-        '--yolor fa) to add feature alignment only.')
+    raise YolorizeError(f'yolorize: {path} in {source}: ' +
+                        unsupported_head_message(head_type) +
+                        ' Or use prediction_refinement=False (tools: '
+                        '--yolor fa) to add feature alignment only.')
 
 
 def unyolorize(cfg: Config) -> Config:

@@ -5,9 +5,9 @@ import time
 
 import pytest
 import torch
+from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from mmdet.registry import MODELS
 from mmdet_yolor import yolorize
 from mmdet_yolor.checks import (annotation_files, check_annotation_file,
                                 check_checkpoint_fits, check_inputs,
@@ -32,28 +32,35 @@ def test_valid_annotation_file_passes(tmp_path):
 
 
 def test_missing_annotation_file(tmp_path):
-    with pytest.raises(InputError, match='annotation file .*nope.json does '
-                       'not exist; check data_root and ann_file'):
+    with pytest.raises(
+            InputError,
+            match='annotation file .*nope.json does '
+            'not exist; check data_root and ann_file'):
         check_annotation_file(str(tmp_path / 'nope.json'))
 
 
 def test_malformed_annotation_file(tmp_path):
     path = tmp_path / 'bad.json'
     path.write_text('{"images": [')
-    with pytest.raises(InputError, match='bad.json is not valid JSON: '
-                       'Expecting value: line 1 column 13'):
+    with pytest.raises(
+            InputError,
+            match='bad.json is not valid JSON: '
+            'Expecting value: line 1 column 13'):
         check_annotation_file(str(path))
     with pytest.raises(InputError, match="has no 'categories' list"):
         check_annotation_file(
             write_json(tmp_path / 'x.json', dict(images=[], annotations=[])))
 
 
-@pytest.mark.parametrize('bbox', [[90, 10, 20, 20], [-5, 0, 10, 10],
-                                  [0, 70, 10, 11.5]])
+@pytest.mark.parametrize('bbox',
+                         [[90, 10, 20, 20], [-5, 0, 10, 10], [0, 70, 10, 11.5]]
+                         )
 def test_box_outside_image(tmp_path, bbox):
     coco = dict(COCO, annotations=[dict(id=5, image_id=1, bbox=bbox)])
-    with pytest.raises(InputError, match=r'annotation 5 has bbox .* outside '
-                       r'its 100x80 image a.png'):
+    with pytest.raises(
+            InputError,
+            match=r'annotation 5 has bbox .* outside '
+            r'its 100x80 image a.png'):
         check_annotation_file(write_json(tmp_path / 'out.json', coco))
 
 
@@ -82,10 +89,12 @@ def test_checkpoint_of_another_architecture(fcos, tmp_path):
     other = tiny_fcos_config(str(tmp_path), str(tmp_path))
     other.model.bbox_head.stacked_convs = 2
     check_checkpoint_fits(other, checkpoint, exact=False)  # warm start
-    with pytest.raises(CheckpointError, match=r'does not fit the model of .*: '
-                       r'6 model parameters missing from it \(e.g. '
-                       r'bbox_head.cls_convs.1.conv.weight\), 0 unknown to '
-                       r'the model, 0 of another shape.$'):
+    with pytest.raises(
+            CheckpointError,
+            match=r'does not fit the model of .*: '
+            r'6 model parameters missing from it \(e.g. '
+            r'bbox_head.cls_convs.1.conv.weight\), 0 unknown to '
+            r'the model, 0 of another shape.$'):
         check_checkpoint_fits(other, checkpoint, exact=True)
     retina = Config.fromfile('configs/atss/atss_r50_fpn_1x_coco.py')
     with pytest.raises(CheckpointError, match='another architecture'):

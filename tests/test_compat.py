@@ -30,8 +30,7 @@ def test_history_buffer_pickles_without_getattr():
     # the protocol torch.save uses
     data = pickle.dumps(buffer, protocol=torch.serialization.DEFAULT_PROTOCOL)
     assert not [
-        arg for op, arg, _ in pickletools.genops(data)
-        if 'getattr' in str(arg)
+        arg for op, arg, _ in pickletools.genops(data) if 'getattr' in str(arg)
     ]
     restored = pickle.loads(pickle.dumps(buffer))
     assert restored.mean() == 1.5 and restored.max_length == 5
@@ -60,8 +59,8 @@ def test_checkpoint_with_unsafe_objects_needs_explicit_trust(
         message_hub_checkpoint(path)
     finally:
         copyreg.pickle(HistoryBuffer, reducer)
-    with pytest.raises(compat.CheckpointError,
-                       match='MMDET_YOLOR_TRUST_CHECKPOINTS=1'):
+    with pytest.raises(
+            compat.CheckpointError, match='MMDET_YOLOR_TRUST_CHECKPOINTS=1'):
         CheckpointLoader.load_checkpoint(path)
     monkeypatch.setenv(compat.TRUST_CHECKPOINTS_ENV, '1')
     checkpoint = CheckpointLoader.load_checkpoint(path)
@@ -75,9 +74,10 @@ def test_missing_and_corrupt_checkpoints_are_named(tmp_path):
     torch.save(dict(state_dict=dict(w=torch.ones(100))), good)
     truncated = tmp_path / 'truncated.pth'
     truncated.write_bytes(good.read_bytes()[:200])
-    with pytest.raises(compat.CheckpointError,
-                       match='truncated.pth is not a readable '
-                       r'checkpoint \(corrupt or truncated\?\)'):
+    with pytest.raises(
+            compat.CheckpointError,
+            match='truncated.pth is not a readable '
+            r'checkpoint \(corrupt or truncated\?\)'):
         compat.load_local_checkpoint(str(truncated))
 
 
@@ -95,8 +95,7 @@ def test_setup_distributed_uses_gloo_without_cuda(monkeypatch):
     monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
     monkeypatch.setenv('MASTER_PORT', '29533')
     cfg = Config(
-        dict(launcher='pytorch',
-             env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+        dict(launcher='pytorch', env_cfg=dict(dist_cfg=dict(backend='nccl'))))
     try:
         compat.setup_distributed(cfg)
         assert torch_dist.is_initialized()
@@ -111,8 +110,10 @@ def test_setup_distributed_uses_gloo_without_cuda(monkeypatch):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
 def test_setup_distributed_refuses_slurm_without_cuda():
-    with pytest.raises(RuntimeError, match='--launcher slurm needs CUDA '
-                       'devices.*tools/dist_train.sh'):
+    with pytest.raises(
+            RuntimeError,
+            match='--launcher slurm needs CUDA '
+            'devices.*tools/dist_train.sh'):
         compat.setup_distributed(Config(dict(launcher='slurm')))
 
 
@@ -125,6 +126,7 @@ def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
     # a kill while the new bytes are written leaves the old file intact
     def interrupted_write(fd):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(compat.os, 'fsync', interrupted_write)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(dict(state_dict=dict(w=torch.zeros(3))), str(path))

@@ -17,9 +17,8 @@ def config(tmp_path):
 
 def test_training_gets_the_default_hooks_once(config):
     cfg = launch.prepare_train_config(config)
-    assert [h['type'] for h in cfg.custom_hooks] == [
-        'NonFiniteLossHook', 'EMAHook', 'EpochSeedHook'
-    ]
+    assert [h['type'] for h in cfg.custom_hooks
+            ] == ['NonFiniteLossHook', 'EMAHook', 'EpochSeedHook']
 
 
 def test_auto_resume_without_checkpoint_starts_afresh(config, tmp_path):
@@ -40,14 +39,15 @@ def test_work_dirs(config):
 def test_option_errors(config):
     with pytest.raises(InputError, match='--yolor takes one of'):
         launch.load_config(config, yolor='everything')
-    with pytest.raises(InputError, match='--auto-scale-lr needs '
-                       'auto_scale_lr.base_batch_size in'):
+    with pytest.raises(
+            InputError,
+            match='--auto-scale-lr needs '
+            'auto_scale_lr.base_batch_size in'):
         launch.prepare_train_config(
-            config, auto_scale_lr=True,
-            cfg_options={'auto_scale_lr': None})
+            config, auto_scale_lr=True, cfg_options={'auto_scale_lr': None})
     with pytest.raises(InputError, match='--out must name a .pkl file'):
-        launch.test(launch.prepare_test_config(config, 'x.pth'),
-                    out='preds.json')
+        launch.test(
+            launch.prepare_test_config(config, 'x.pth'), out='preds.json')
 
 
 def test_exit_on_input_error(capsys):
@@ -55,7 +55,8 @@ def test_exit_on_input_error(capsys):
         with launch.exit_on_input_error():
             raise InputError('annotation file x.json is wrong')
     assert exit_info.value.code == 1
-    assert capsys.readouterr().err == 'error: annotation file x.json is wrong\n'
+    assert capsys.readouterr(
+    ).err == 'error: annotation file x.json is wrong\n'
     with pytest.raises(AssertionError, match='unrelated'):
         with launch.exit_on_input_error():
             raise AssertionError('unrelated')

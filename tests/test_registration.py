@@ -25,8 +25,10 @@ CONFIG = textwrap.dedent('''
 def build_in_fresh_interpreter(tmp_path, imports):
     config = tmp_path / 'config.py'
     config.write_text(CONFIG.format(imports=imports))
-    return subprocess.run([sys.executable, '-c', BUILD, str(config)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, '-c', BUILD, str(config)],
+        capture_output=True,
+        text=True)
 
 
 def test_custom_imports_registers_the_plugin(tmp_path):

@@ -1,9 +1,9 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 import pytest
+from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
-from mmdet.registry import MODELS
 from mmdet_yolor import yolorize
 from mmdet_yolor.testing import SEED_CONFIGS, get_config, shrink_backbone
 from mmdet_yolor.toggle import YolorizeError, unyolorize
@@ -46,16 +46,20 @@ def test_switches():
     pr_only = yolorize(cfg, feature_alignment=False).model
     assert pr_only.neck.type == 'FPN'
     assert pr_only.rpn_head.type == 'YOLORHead'
-    with pytest.raises(YolorizeError, match='enable feature_alignment or '
-                       'prediction_refinement'):
+    with pytest.raises(
+            YolorizeError,
+            match='enable feature_alignment or '
+            'prediction_refinement'):
         yolorize(cfg, feature_alignment=False, prediction_refinement=False)
 
 
 def test_options_reach_the_wrappers():
     cfg = get_config('atss/atss_r50_fpn_1x_coco.py')
     model = yolorize(
-        cfg, implicit_cfg=dict(form='mf', num_atoms=2),
-        alignment_operator='multiply', share_across_levels=True).model
+        cfg,
+        implicit_cfg=dict(form='mf', num_atoms=2),
+        alignment_operator='multiply',
+        share_across_levels=True).model
     assert model.neck.operator == 'multiply'
     assert model.neck.implicit_cfg == dict(form='mf', num_atoms=2)
     assert model.bbox_head.implicit_cfg == dict(form='mf', num_atoms=2)
@@ -93,8 +97,10 @@ def test_config_without_neck_is_refused(tmp_path):
     config.write_text("model = dict(type='SingleStageDetector', "
                       "bbox_head=dict(type='FCOSHead'))")
     cfg = Config.fromfile(str(config))
-    with pytest.raises(YolorizeError, match='model in .*no_neck.py has no '
-                       r'neck.*--yolor pr'):
+    with pytest.raises(
+            YolorizeError,
+            match='model in .*no_neck.py has no '
+            r'neck.*--yolor pr'):
         yolorize(cfg)
     assert yolorize(cfg, feature_alignment=False).model.bbox_head.type == \
         'YOLORHead'
@@ -115,8 +121,10 @@ def test_unsupported_head_is_refused():
 def test_unknown_head_type_is_refused():
     cfg = get_config('atss/atss_r50_fpn_1x_coco.py')
     cfg.model.bbox_head.type = 'ATSSHeadd'
-    with pytest.raises(YolorizeError, match="model.bbox_head in .*'ATSSHeadd' "
-                       'is not registered'):
+    with pytest.raises(
+            YolorizeError,
+            match="model.bbox_head in .*'ATSSHeadd' "
+            'is not registered'):
         yolorize(cfg)
 
 
@@ -128,8 +136,10 @@ def test_yolor_config_is_refused():
 
 def test_neck_list_wraps_the_last_neck():
     cfg = get_config('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py')
-    cfg.model.neck = [cfg.model.neck, dict(type='BFP', in_channels=256,
-                                           num_levels=5)]
+    cfg.model.neck = [
+        cfg.model.neck,
+        dict(type='BFP', in_channels=256, num_levels=5)
+    ]
     neck = yolorize(cfg).model.neck
     assert neck[0].type == 'FPN' and neck[1].type == 'YOLORNeck'
 
@@ -155,8 +165,9 @@ def test_unyolorize_gives_the_baseline_model(baseline, yolor):
 
 
 def test_foldable_preset():
-    cfg = yolorize(get_config('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'),
-                   foldable=True)
+    cfg = yolorize(
+        get_config('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'),
+        foldable=True)
     assert cfg.model.neck.placement == 'output_convs'
     assert cfg.model.rpn_head.share_across_levels
     assert cfg.model.rpn_head.input_implicit == 'foldable'

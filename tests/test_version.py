@@ -35,14 +35,18 @@ def test_mismatch_names_package_versions_and_fix():
 
 
 def test_old_mmdet_is_refused():
-    with pytest.raises(ImportError, match='needs mmdet>=3.0.0,<3.4.0 but '
-                       'mmdet 2.28.2 is installed'):
+    with pytest.raises(
+            ImportError,
+            match='needs mmdet>=3.0.0,<3.4.0 but '
+            'mmdet 2.28.2 is installed'):
         check_versions(fake_installed(mmdet='2.28.2'))
 
 
 def test_missing_package_is_named():
-    with pytest.raises(ImportError, match='needs mmengine>=0.10.0,<1.0.0, '
-                       'which is not installed'):
+    with pytest.raises(
+            ImportError,
+            match='needs mmengine>=0.10.0,<1.0.0, '
+            'which is not installed'):
         check_versions(fake_installed(mmengine=None))
 
 
@@ -50,11 +54,12 @@ def test_import_fails_with_the_message(tmp_path):
     # a fake mmdet 2.x distribution first on the path
     dist = tmp_path / 'mmdet-2.28.2.dist-info'
     dist.mkdir()
-    (dist / 'METADATA').write_text(
-        'Metadata-Version: 2.1\nName: mmdet\nVersion: 2.28.2\n')
-    result = subprocess.run(
-        [sys.executable, '-c', 'import mmdet_yolor'],
-        env={'PYTHONPATH': str(tmp_path)}, capture_output=True, text=True)
+    (dist / 'METADATA'
+     ).write_text('Metadata-Version: 2.1\nName: mmdet\nVersion: 2.28.2\n')
+    result = subprocess.run([sys.executable, '-c', 'import mmdet_yolor'],
+                            env={'PYTHONPATH': str(tmp_path)},
+                            capture_output=True,
+                            text=True)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
         'ImportError: mmdet_yolor 0.1.0 needs mmdet>=3.0.0,<3.4.0 but mmdet '

@@ -1,7 +1,5 @@
 # Mask R-CNN, half-width R-18 from scratch, 64-ch FPN, 6 epochs, shapes.
-_base_ = [
-    '../mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', './_base_/shapes.py'
-]
+_base_ = ['../mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', './_base_/shapes.py']
 
 model = dict(
     data_preprocessor=_base_.shapes_data_preprocessor,

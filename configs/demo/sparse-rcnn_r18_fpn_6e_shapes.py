@@ -9,8 +9,8 @@ num_proposals = 30
 model = dict(
     data_preprocessor=_base_.shapes_data_preprocessor,
     backbone=_base_.shapes_backbone,
-    neck=dict(in_channels=_base_.shapes_neck_in_channels,
-              out_channels=channels),
+    neck=dict(
+        in_channels=_base_.shapes_neck_in_channels, out_channels=channels),
     rpn_head=dict(
         num_proposals=num_proposals, proposal_feature_channel=channels),
     roi_head=dict(
@@ -37,8 +37,9 @@ val_evaluator = _base_.shapes_val_evaluator
 test_evaluator = val_evaluator
 train_cfg = _base_.shapes_train_cfg
 # the transformer-like stage heads train at a lower rate than the CNN heads
-optim_wrapper = dict(_base_.shapes_optim_wrapper, optimizer=dict(
-    type='AdamW', lr=5e-4, weight_decay=0.05))
+optim_wrapper = dict(
+    _base_.shapes_optim_wrapper,
+    optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.05))
 param_scheduler = _base_.shapes_param_scheduler
 default_hooks = _base_.shapes_default_hooks
 auto_scale_lr = _base_.shapes_auto_scale_lr

@@ -6,8 +6,7 @@ custom_imports = dict(imports=['mmdet_yolor'], allow_failed_imports=False)
 
 model = dict(
     neck=dict(_delete_=True, type='YOLORNeck', neck=_base_.model.neck),
-    rpn_head=dict(
-        _delete_=True, type='YOLORHead', head=_base_.model.rpn_head),
+    rpn_head=dict(_delete_=True, type='YOLORHead', head=_base_.model.rpn_head),
     roi_head=dict(
         bbox_head=dict(
             _delete_=True,

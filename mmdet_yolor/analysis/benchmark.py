@@ -18,15 +18,15 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional
 
 import torch
+from mmdet.registry import MODELS
+from mmdet.testing import demo_mm_inputs
+from mmdet.utils import register_all_modules
 from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from torch import nn
 
-from mmdet.registry import MODELS
-from mmdet.testing import demo_mm_inputs
-from mmdet.utils import register_all_modules
 from ..deploy import fuse_implicit
 from ..toggle import YOLOR_PARTS, YOLOR_TYPES, unyolorize, yolorize
 
@@ -272,9 +272,10 @@ def format_table(results: List[VariantResult]) -> str:
             _with_ratio(f'{result.inference_ms:.1f} ms', result.inference_ms,
                         ref and ref.inference_ms),
         ]
-        for value, base_value, unit in (
-                (result.train_step_ms, base.train_step_ms, 'ms'),
-                (result.peak_memory_mib, base.peak_memory_mib, 'MiB')):
+        for value, base_value, unit in ((result.train_step_ms,
+                                         base.train_step_ms, 'ms'),
+                                        (result.peak_memory_mib,
+                                         base.peak_memory_mib, 'MiB')):
             cells.append('-' if value is None else _with_ratio(
                 f'{value:,.1f} {unit}', value, ref and base_value))
         lines.append(f'| {result.name} | ' + ' | '.join(cells) + ' |')

@@ -121,8 +121,9 @@ def summarize_row(work_dirs: Sequence[WorkDir]) -> Row:
     for name, _ in TABLE_METRICS:
         having = [final for final in finals if name in final]
         if having and len(having) < len(finals):
-            missing = [w.path for w, f in zip(work_dirs, finals)
-                       if name not in f]
+            missing = [
+                w.path for w, f in zip(work_dirs, finals) if name not in f
+            ]
             raise WorkDirError(
                 f'the seeds of {first.detector} {first.variant} '
                 f'({first.experiment}) differ: {", ".join(missing)} lack '
@@ -152,8 +153,8 @@ def compare_work_dirs(work_dirs: Sequence[WorkDir]) -> List[Comparison]:
     of first appearance, and summarise their rows."""
     seeds: Dict[Tuple[str, str], Dict[bool, List[WorkDir]]] = {}
     for work_dir in work_dirs:
-        variants = seeds.setdefault(
-            (work_dir.detector, work_dir.experiment), {})
+        variants = seeds.setdefault((work_dir.detector, work_dir.experiment),
+                                    {})
         variants.setdefault(work_dir.yolor, []).append(work_dir)
     comparisons = []
     for (detector, experiment), variants in seeds.items():
@@ -196,8 +197,8 @@ def _row_cells(row: Row, model: str, other: Optional[Row]) -> List[str]:
             continue
         # The better printed mean of the pair is bold, both on a tie.
         rival = other.metrics.get(name) if other else None
-        bold = rival is not None and (
-            ap_points(summary.mean) >= ap_points(rival.mean))
+        bold = rival is not None and (ap_points(summary.mean) >= ap_points(
+            rival.mean))
         cells.append(_format_metric(summary, bold))
     return cells
 
@@ -228,16 +229,19 @@ def format_table(comparisons: Sequence[Comparison]) -> str:
         if experiments[comparison.detector] > 1:
             model += f' ({comparison.experiment})'
         if comparison.baseline:
-            lines.append(_markdown_row(
-                _row_cells(comparison.baseline, model, comparison.yolor)))
+            lines.append(
+                _markdown_row(
+                    _row_cells(comparison.baseline, model, comparison.yolor)))
         if comparison.yolor:
-            lines.append(_markdown_row(
-                _row_cells(comparison.yolor, model, comparison.baseline)))
+            lines.append(
+                _markdown_row(
+                    _row_cells(comparison.yolor, model, comparison.baseline)))
         if comparison.delta is not None:
-            lines.append(_markdown_row(['Δ', '', ''] + [
-                '-' if value is None else f'{value:+.1f}'
-                for value in comparison.delta.values()
-            ]))
+            lines.append(
+                _markdown_row(['Δ', '', ''] + [
+                    '-' if value is None else f'{value:+.1f}'
+                    for value in comparison.delta.values()
+                ]))
     return '\n'.join(lines)
 
 
@@ -246,5 +250,7 @@ def dump_json(comparisons: Sequence[Comparison], path: str) -> None:
     :class:`Comparison` objects with their rows, metric summaries (as
     logged, 0-1) and deltas (AP points)."""
     with open(path, 'w', encoding='utf-8') as file:
-        json.dump([asdict(c) for c in comparisons], file, indent=2,
+        json.dump([asdict(c) for c in comparisons],
+                  file,
+                  indent=2,
                   ensure_ascii=False)

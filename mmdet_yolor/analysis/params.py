@@ -2,10 +2,10 @@
 """How many parameters implicit knowledge adds to a detector."""
 from typing import List, NamedTuple
 
+from mmdet.registry import MODELS
 from mmengine.config import Config
 from torch import nn
 
-from mmdet.registry import MODELS
 from ..models.layers.implicit import IMPLICIT_MODULE_PREFIX
 
 

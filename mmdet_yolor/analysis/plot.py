@@ -23,12 +23,12 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 from torch import nn
 
-from mmdet.registry import MODELS
-from mmdet.utils import register_all_modules
 from ..models.layers.implicit import IMPLICIT_OPERATORS, BaseImplicit
 from .work_dirs import WorkDir, metric_values
 
@@ -42,9 +42,8 @@ IMPLICIT_ATTRIBUTES = {
 }
 # matplotlib 3.10 replaced boxplot's ``vert=False`` by ``orientation``.
 _HORIZONTAL_BOXES = (
-    dict(orientation='horizontal')
-    if 'orientation' in inspect.signature(Axes.boxplot).parameters else
-    dict(vert=False))
+    dict(orientation='horizontal') if 'orientation' in inspect.signature(
+        Axes.boxplot).parameters else dict(vert=False))
 
 
 class ImplicitPlotError(ValueError):
@@ -83,9 +82,9 @@ def curve_labels(work_dirs: Sequence[WorkDir]) -> List[str]:
     ``'<detector> YOLOR'``, with the seed index (``#2``) when a variant has
     several seeds and the experiment when a detector has several."""
     seeds = Counter((w.detector, w.experiment, w.variant) for w in work_dirs)
-    experiments = Counter(
-        detector for detector, _ in {(w.detector, w.experiment)
-                                     for w in work_dirs})
+    experiments = Counter(detector
+                          for detector, _ in {(w.detector, w.experiment)
+                                              for w in work_dirs})
     labels = []
     for work_dir, index in zip(work_dirs, _seed_indices(work_dirs)):
         label = f'{work_dir.detector} {work_dir.variant}'
@@ -132,8 +131,11 @@ def plot_curves(work_dirs: Sequence[WorkDir], out: str) -> List[str]:
             steps = [record['step'] for record in train]
             losses = [record['loss'] for record in train]
             loss_axes.plot(
-                steps, smooth(losses, max(1, round(len(losses) / 50))),
-                markevery=max(1, len(steps) // 8), **style)
+                steps,
+                smooth(losses, max(1, round(len(losses) / 50))),
+                markevery=max(1,
+                              len(steps) // 8),
+                **style)
         boxes = [(record['step'], metric_values(record).get('bbox_mAP'))
                  for record in work_dir.val_records]
         maps = [(step, value * 100) for step, value in boxes
@@ -141,16 +143,16 @@ def plot_curves(work_dirs: Sequence[WorkDir], out: str) -> List[str]:
         if maps:
             map_axes.plot(*zip(*maps), **style)
     loss_axes.set(title='training loss', xlabel='iteration', ylabel='loss')
-    map_axes.set(title='validation box mAP', xlabel='epoch',
-                 ylabel='box mAP (%)')
+    map_axes.set(
+        title='validation box mAP', xlabel='epoch', ylabel='box mAP (%)')
     map_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     for axes in (loss_axes, map_axes):
         axes.grid(alpha=0.3)
         if axes.lines:
             axes.legend(fontsize=7)
         else:
-            axes.text(0.5, 0.5, 'no data', ha='center',
-                      transform=axes.transAxes)
+            axes.text(
+                0.5, 0.5, 'no data', ha='center', transform=axes.transAxes)
     figure.savefig(out, dpi=150)
     return labels
 
@@ -235,9 +237,9 @@ def implicit_values(model: nn.Module) -> Dict[str, np.ndarray]:
 
 
 def implicit_stats(
-        model: nn.Module,
-        init_values: Optional[Dict[str, np.ndarray]] = None
-) -> List[ImplicitStats]:
+    model: nn.Module,
+    init_values: Optional[Dict[str,
+                               np.ndarray]] = None) -> List[ImplicitStats]:
     """Describe every implicit layer of ``model``.
 
     Args:
@@ -250,8 +252,8 @@ def implicit_stats(
     values = implicit_values(model)
     stats = []
     for name, module in find_implicits(model).items():
-        reference = (init_values[name]
-                     if init_values is not None else module.offset)
+        reference = (
+            init_values[name] if init_values is not None else module.offset)
         group, label = implicit_location(name)
         stats.append(
             ImplicitStats(
@@ -274,8 +276,7 @@ def _load_implicit_checkpoint(model: nn.Module, path: str) -> None:
     # load_checkpoint strips the 'module.' of (distributed) wrappers too.
     keys = {re.sub(r'^module\.', '', key) for key in state}
     missing = [
-        f'{name}.{key}'
-        for name, module in find_implicits(model).items()
+        f'{name}.{key}' for name, module in find_implicits(model).items()
         for key in module.state_dict() if f'{name}.{key}' not in keys
     ]
     if missing:
@@ -286,10 +287,10 @@ def _load_implicit_checkpoint(model: nn.Module, path: str) -> None:
             f'one.')
 
 
-def load_implicit_stats(config: str,
-                        checkpoint: str,
-                        init_checkpoint: Optional[str] = None
-                        ) -> List[ImplicitStats]:
+def load_implicit_stats(
+        config: str,
+        checkpoint: str,
+        init_checkpoint: Optional[str] = None) -> List[ImplicitStats]:
     """Build the model of a YOLOR ``config``, load ``checkpoint`` and
     describe its implicit layers.
 
@@ -356,14 +357,13 @@ def plot_implicits(stats: Sequence[ImplicitStats],
     figure = _new_figure(10, max(3., 0.16 * len(stats) + 1.2))
     values_axes, drift_axes = figure.subplots(
         1, 2, sharey=True, gridspec_kw=dict(width_ratios=(3, 2)))
-    boxes = values_axes.boxplot(
-        [item.values - item.offset for item in stats],
-        positions=rows,
-        widths=0.6,
-        patch_artist=True,
-        flierprops=dict(markersize=2),
-        medianprops=dict(color='black'),
-        **_HORIZONTAL_BOXES)
+    boxes = values_axes.boxplot([item.values - item.offset for item in stats],
+                                positions=rows,
+                                widths=0.6,
+                                patch_artist=True,
+                                flierprops=dict(markersize=2),
+                                medianprops=dict(color='black'),
+                                **_HORIZONTAL_BOXES)
     for box, color in zip(boxes['boxes'], colors):
         box.set(facecolor=color, alpha=0.6)
     values_axes.axvline(0, color='grey', linewidth=0.8)

@@ -246,8 +246,7 @@ def load_work_dir(path: str) -> WorkDir:
                            f'detector and variant from it.')
     model = load_model_config(run_config)
     scalars = [
-        read_scalars(osp.join(run, 'vis_data', 'scalars.json'))
-        for run in runs
+        read_scalars(osp.join(run, 'vis_data', 'scalars.json')) for run in runs
     ]
     return WorkDir(
         path=path,

@@ -349,8 +349,8 @@ def render_image(
             covered = np.bincount(
                 owner[mask] + 1, minlength=num_placed + 1)[1:]
             keeps_enough = (
-                visible_areas - covered
-                >= (1 - max_occlusion) * np.array(full_areas))
+                visible_areas - covered >=
+                (1 - max_occlusion) * np.array(full_areas))
             if area >= min_area and keeps_enough.all():
                 break
         else:

@@ -3,10 +3,10 @@
 generated under ``data_root`` on first use."""
 from typing import Optional
 
-from mmengine.dist import barrier, is_main_process
-
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
+from mmengine.dist import barrier, is_main_process
+
 from .shapes import CLASSES, PALETTE, ensure_dataset
 
 

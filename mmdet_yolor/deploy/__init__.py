@@ -4,6 +4,6 @@ from .fuse import (FoldSite, FuseReport, fold_implicit, fuse_implicit,
                    strip_folded)
 
 __all__ = [
-    'fuse_implicit', 'fold_implicit', 'strip_folded', 'FuseReport',
-    'FoldSite', 'fuse_checkpoint'
+    'fuse_implicit', 'fold_implicit', 'strip_folded', 'FuseReport', 'FoldSite',
+    'fuse_checkpoint'
 ]

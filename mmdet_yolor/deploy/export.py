@@ -4,10 +4,10 @@ import os.path as osp
 from typing import Tuple
 
 import torch
+from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
-from mmdet.registry import MODELS
 from ..toggle import unyolorize
 from .fuse import FuseReport, fold_implicit, strip_folded
 

@@ -22,13 +22,13 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmcv.cnn import ConvModule
+from mmdet.models.layers import NormedConv2d, NormedLinear
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from mmdet.models.layers import NormedConv2d, NormedLinear
-from ..models.heads.yolor_head import (YOLORHeadMixin, input_add_folds,
-                                       _add_implicit_to_input,
-                                       _multiply_implicit_onto_output)
+from ..models.heads.yolor_head import (YOLORHeadMixin, _add_implicit_to_input,
+                                       _multiply_implicit_onto_output,
+                                       input_add_folds)
 from ..models.layers import BaseImplicit, ImplicitA, ImplicitM
 from ..models.necks.yolor_neck import (YOLORNeckMixin, _align_output,
                                        find_output_convs)
@@ -132,11 +132,12 @@ def _fold_prediction_layer(name: str, layer: nn.Module) -> List[FoldSite]:
     elif not _plain_layer(layer):
         kept_why = f'{type(layer).__name__} normalises its weights'
     if kept_why:
-        return [site('implicit_a', i, False, kept_why)
-                for i in range(len(adds))] + [
-                    site('implicit_m', i, False, kept_why)
-                    for i in range(len(multiplies))
-                ]
+        return [
+            site('implicit_a', i, False, kept_why) for i in range(len(adds))
+        ] + [
+            site('implicit_m', i, False, kept_why)
+            for i in range(len(multiplies))
+        ]
     sites = []
     # the add comes first: m * (W (x + a) + b) = (m W) x + m (b + W a)
     if adds and input_add_folds(layer):
@@ -147,8 +148,9 @@ def _fold_prediction_layer(name: str, layer: nn.Module) -> List[FoldSite]:
     elif adds:
         kernel = 'x'.join(map(str, layer.kernel_size))
         sites.append(
-            site('implicit_a', 0, False, f'add before a padded {kernel} '
-                 'conv: exact only inside the zero border'))
+            site(
+                'implicit_a', 0, False, f'add before a padded {kernel} '
+                'conv: exact only inside the zero border'))
     fold_multiply_into_producer(layer, _value(multiplies[0]))
     multiplies[0].make_identity()
     sites.append(
@@ -157,8 +159,8 @@ def _fold_prediction_layer(name: str, layer: nn.Module) -> List[FoldSite]:
     return sites
 
 
-def fpn_level_producers(neck: nn.Module) -> List[Tuple[Optional[nn.Module],
-                                                       str]]:
+def fpn_level_producers(
+        neck: nn.Module) -> List[Tuple[Optional[nn.Module], str]]:
     """For each output level of an mmdet ``FPN``: the ConvModule producing it
     when an alignment of that level can move into the conv, else None and
     why not.
@@ -226,9 +228,10 @@ def _fold_neck(name: str, neck: nn.Module) -> List[FoldSite]:
         return sites
 
     neck_type = wrapped_type(neck)
-    rule = next((NECK_LEVEL_PRODUCERS[cls.__name__]
-                 for cls in neck_type.__mro__
-                 if cls.__name__ in NECK_LEVEL_PRODUCERS), None)
+    rule = next(
+        (NECK_LEVEL_PRODUCERS[cls.__name__]
+         for cls in neck_type.__mro__ if cls.__name__ in NECK_LEVEL_PRODUCERS),
+        None)
     if rule is None:
         producers = [(None, f'no folding rule for {neck_type.__name__}')
                      ] * len(neck.implicit_alignment)
@@ -258,8 +261,8 @@ def fold_implicit(model: nn.Module) -> FuseReport:
             sites += _fold_neck(name, module)
         elif isinstance(module, YOLORHeadMixin):
             for layer_name in module.yolor_prediction_layers:
-                sites += _fold_prediction_layer(
-                    f'{name}.{layer_name}', getattr(module, layer_name))
+                sites += _fold_prediction_layer(f'{name}.{layer_name}',
+                                                getattr(module, layer_name))
     return FuseReport(sites)
 
 

@@ -7,9 +7,8 @@ from typing import Optional
 
 import numpy as np
 import torch
-from mmengine.hooks import Hook
-
 from mmdet.registry import HOOKS
+from mmengine.hooks import Hook
 
 
 @HOOKS.register_module()

@@ -40,10 +40,11 @@ def subclass_with_mixin(base: type, mixin: type) -> Type:
     """Return the cached class ``YOLOR<base>(mixin, base)``."""
     key = (mixin, base)
     if key not in _SUBCLASSES:
-        _SUBCLASSES[key] = type(f'YOLOR{base.__name__}', (mixin, base), {
-            '__module__': mixin.__module__,
-            '__doc__': f'{base.__name__} with {mixin.__name__} mixed in.',
-        })
+        _SUBCLASSES[key] = type(
+            f'YOLOR{base.__name__}', (mixin, base), {
+                '__module__': mixin.__module__,
+                '__doc__': f'{base.__name__} with {mixin.__name__} mixed in.',
+            })
     return _SUBCLASSES[key]
 
 

@@ -35,9 +35,7 @@ def test_run_benchmark_measures_three_variants(tmp_path):
     dump_json(results, SETTINGS, str(path))
     written = json.loads(path.read_text())
     assert written['settings']['image_size'] == 64
-    assert [r['name'] for r in written['results']] == [
-        BASELINE, YOLOR, FOLDED
-    ]
+    assert [r['name'] for r in written['results']] == [BASELINE, YOLOR, FOLDED]
 
 
 def test_format_table_gives_ratios_to_the_baseline():

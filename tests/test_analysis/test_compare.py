@@ -5,9 +5,8 @@ import pytest
 
 from mmdet_yolor.analysis.compare import compare, dump_json, format_table
 from mmdet_yolor.analysis.work_dirs import WorkDirError
-from mmdet_yolor.testing import (FASTER_RCNN, FASTER_RCNN_YOLOR,
-                                 make_work_dir, one_run, train_records,
-                                 val_record)
+from mmdet_yolor.testing import (FASTER_RCNN, FASTER_RCNN_YOLOR, make_work_dir,
+                                 one_run, train_records, val_record)
 
 MASK_RCNN = dict(type='MaskRCNN', roi_head=dict(type='StandardRoIHead'))
 MASK_RCNN_YOLOR = dict(
@@ -114,8 +113,7 @@ def test_work_dir_without_metrics(tmp_path):
                              [('20240101_000000', train_records(1, 4))])
     with pytest.raises(WorkDirError) as error:
         compare([done, untested])
-    assert str(error.value).startswith(
-        f'{untested} has no validation metrics')
+    assert str(error.value).startswith(f'{untested} has no validation metrics')
 
 
 def test_seeds_must_report_the_same_metrics(tmp_path):

@@ -1,17 +1,17 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 import pytest
-
 from mmdet.registry import MODELS
-from mmdet_yolor.analysis.params import (ParamCount, count_params,
-                                         format_table)
+
+from mmdet_yolor.analysis.params import ParamCount, count_params, format_table
 from mmdet_yolor.testing import SEED_CONFIGS, get_config
 
 
 def test_count_params_of_a_wrapped_neck():
     neck = MODELS.build(
-        dict(type='YOLORNeck',
-             neck=dict(type='FPN', in_channels=[4, 8], out_channels=8,
-                       num_outs=2)))
+        dict(
+            type='YOLORNeck',
+            neck=dict(
+                type='FPN', in_channels=[4, 8], out_channels=8, num_outs=2)))
     count = count_params('neck', neck)
     assert count.implicit == 2 * 8
     assert count.total == sum(p.numel() for p in neck.parameters())

@@ -2,17 +2,17 @@
 import numpy as np
 import pytest
 import torch
-
 from mmdet.registry import MODELS
+
 from mmdet_yolor import yolorize
 from mmdet_yolor.analysis.plot import (ImplicitPlotError, curve_labels,
                                        format_implicit_summary,
                                        implicit_location, load_implicit_stats,
                                        plot_curves, plot_implicits, smooth)
 from mmdet_yolor.analysis.work_dirs import load_work_dirs
-from mmdet_yolor.testing import (FASTER_RCNN, FASTER_RCNN_YOLOR,
-                                 get_config, make_work_dir, one_run,
-                                 shrink_backbone, train_records)
+from mmdet_yolor.testing import (FASTER_RCNN, FASTER_RCNN_YOLOR, get_config,
+                                 make_work_dir, one_run, shrink_backbone,
+                                 train_records)
 
 FCOS = 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'
 SHIFTED = 'neck.implicit_alignment.0'
@@ -48,8 +48,8 @@ def test_curves(tmp_path):
 def test_curve_labels_name_experiments_of_a_detector(tmp_path):
     paths = [
         make_work_dir(tmp_path, name, FASTER_RCNN, one_run((.3, .5, .3)),
-                      config) for name, config in (('a', 'faster_1x'),
-                                                   ('b', 'faster_2x'))
+                      config)
+        for name, config in (('a', 'faster_1x'), ('b', 'faster_2x'))
     ]
     assert curve_labels(load_work_dirs(paths)) == [
         'Faster R-CNN baseline (faster_1x)',
@@ -111,8 +111,7 @@ def test_implicit_drift_from_the_neutral_element(yolor_checkpoints):
     assert by_name[SET_TO_1_5].drift == pytest.approx(0.5)  # |1.5 - 1|
     shifted = init_state[f'{SHIFTED}.implicit'].double() + 0.25
     assert by_name[SHIFTED].operator == 'add'
-    assert by_name[SHIFTED].drift == pytest.approx(
-        float(shifted.abs().mean()))
+    assert by_name[SHIFTED].drift == pytest.approx(float(shifted.abs().mean()))
 
     summary = format_implicit_summary(stats).splitlines()
     assert summary[0] == \
@@ -124,11 +123,15 @@ def test_implicit_drift_from_the_neutral_element(yolor_checkpoints):
 def test_baseline_checkpoint_is_refused(yolor_checkpoints, tmp_path):
     config, _, _, state = yolor_checkpoints
     baseline = str(tmp_path / 'baseline.pth')
-    torch.save({
-        'state_dict':
-        {key: value for key, value in state.items() if 'implicit' not in key}
-    }, baseline)
-    with pytest.raises(ImplicitPlotError, match='not a checkpoint of this YOLOR'):
+    torch.save(
+        {
+            'state_dict': {
+                key: value
+                for key, value in state.items() if 'implicit' not in key
+            }
+        }, baseline)
+    with pytest.raises(
+            ImplicitPlotError, match='not a checkpoint of this YOLOR'):
         load_implicit_stats(config, baseline)
 
 

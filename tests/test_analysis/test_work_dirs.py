@@ -5,9 +5,9 @@ from mmdet_yolor.analysis.work_dirs import (WorkDirError, contains_yolor,
                                             detector_name, experiment_name,
                                             find_config_name, load_work_dir,
                                             load_work_dirs, merge_runs)
-from mmdet_yolor.testing import (FASTER_RCNN, FASTER_RCNN_YOLOR,
-                                 make_work_dir, one_run, train_records,
-                                 val_record)
+from mmdet_yolor.testing import (FASTER_RCNN, FASTER_RCNN_YOLOR, make_work_dir,
+                                 one_run, train_records, val_record)
+
 
 @pytest.mark.parametrize('model_type,name', [
     ('FasterRCNN', 'Faster R-CNN'),
@@ -34,10 +34,12 @@ def test_contains_yolor_searches_nested_lists():
     assert not contains_yolor(FASTER_RCNN)
     assert contains_yolor(FASTER_RCNN_YOLOR)
     assert contains_yolor(
-        dict(type='SparseRCNN', roi_head=dict(bbox_head=[
-            dict(type='DIIHead'),
-            dict(type='YOLORHead', head=dict(type='DIIHead'))
-        ])))
+        dict(
+            type='SparseRCNN',
+            roi_head=dict(bbox_head=[
+                dict(type='DIIHead'),
+                dict(type='YOLORHead', head=dict(type='DIIHead'))
+            ])))
 
 
 def test_load_work_dir(tmp_path):
@@ -51,8 +53,12 @@ def test_load_work_dir(tmp_path):
     assert [r['step'] for r in work_dir.train_records] == list(range(1, 9))
     assert [r['step'] for r in work_dir.val_records] == [1, 2]
     assert work_dir.final_metrics() == {
-        'bbox_mAP': 0.4, 'bbox_mAP_50': 0.6, 'bbox_mAP_75': 0.42,
-        'bbox_mAP_s': 0.2, 'bbox_mAP_m': 0.4, 'bbox_mAP_l': 0.5
+        'bbox_mAP': 0.4,
+        'bbox_mAP_50': 0.6,
+        'bbox_mAP_75': 0.42,
+        'bbox_mAP_s': 0.2,
+        'bbox_mAP_m': 0.4,
+        'bbox_mAP_l': 0.5
     }
     yolor = load_work_dir(
         make_work_dir(tmp_path, 'yolor', FASTER_RCNN_YOLOR, runs))
@@ -77,9 +83,9 @@ def test_metrics_of_the_latest_run_that_validated(tmp_path):
     first = train_records(1, 4) + [val_record(1, (0.3, 0.5, 0.3))]
     crashed = train_records(5, 6)  # resumed, stopped before validating
     work_dir = load_work_dir(
-        make_work_dir(tmp_path, 'w', FASTER_RCNN,
-                      [('20240101_000000', first),
-                       ('20240101_120000', crashed)]))
+        make_work_dir(tmp_path, 'w',
+                      FASTER_RCNN, [('20240101_000000', first),
+                                    ('20240101_120000', crashed)]))
     assert work_dir.final_metrics()['bbox_mAP'] == 0.3
     assert len(work_dir.train_records) == 6
 
@@ -87,8 +93,8 @@ def test_metrics_of_the_latest_run_that_validated(tmp_path):
 def test_work_dir_without_metrics(tmp_path):
     path = make_work_dir(tmp_path, 'untested', FASTER_RCNN,
                          [('20240101_000000', train_records(1, 4))])
-    with pytest.raises(WorkDirError,
-                       match='untested has no validation metrics'):
+    with pytest.raises(
+            WorkDirError, match='untested has no validation metrics'):
         load_work_dir(path).final_metrics()
 
 
@@ -128,7 +134,10 @@ def test_config_name_of_a_work_dir_resumed_with_another_config(tmp_path):
 
 
 def test_merge_runs():
-    runs = [[dict(step=1), dict(step=2), dict(step=3)], [],
-            [dict(step=2, x=1), dict(step=3, x=1)]]
-    assert merge_runs(runs) == [dict(step=1), dict(step=2, x=1),
-                                dict(step=3, x=1)]
+    runs = [[dict(step=1), dict(step=2),
+             dict(step=3)], [], [dict(step=2, x=1),
+                                 dict(step=3, x=1)]]
+    assert merge_runs(runs) == [
+        dict(step=1), dict(step=2, x=1),
+        dict(step=3, x=1)
+    ]

@@ -10,8 +10,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from mmdet_yolor.datasets import (CLASSES, ensure_dataset, generate_dataset,
-                                  metainfo, render_image)
-from mmdet_yolor.datasets import shapes
+                                  metainfo, render_image, shapes)
 
 TINY = dict(num_train=8, num_val=4, image_size=128)
 

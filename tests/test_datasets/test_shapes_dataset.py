@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 from mmdet.registry import DATASETS
+
 from mmdet_yolor.datasets import CLASSES
 
 TINY = dict(num_train=3, num_val=2, image_size=96, seed=0)
@@ -48,7 +49,10 @@ def test_module_command_line(tmp_path):
     result = subprocess.run([
         sys.executable, '-m', 'mmdet_yolor.datasets', '--out-dir',
         str(out), '--num-train', '2', '--num-val', '1', '--image-size', '64'
-    ], capture_output=True, text=True, check=True)
+    ],
+                            capture_output=True,
+                            text=True,
+                            check=True)
     assert 'train: 2 images' in result.stdout
     assert 'RuntimeWarning' not in result.stderr
     assert (out / 'annotations' / 'instances_val.json').is_file()

@@ -3,11 +3,11 @@ import copy
 
 import pytest
 import torch
+from mmdet.registry import MODELS
+from mmdet.testing import demo_mm_inputs
 from torch import nn
 from torch.utils._pytree import tree_leaves
 
-from mmdet.registry import MODELS
-from mmdet.testing import demo_mm_inputs
 from mmdet_yolor import fuse_implicit, yolorize
 from mmdet_yolor.deploy import fold_implicit
 from mmdet_yolor.deploy.fuse import (fold_add_into_consumer,
@@ -32,8 +32,9 @@ def randomise_implicits(model, seed=0):
     for module in model.modules():
         if isinstance(module, BaseImplicit):
             assert module.form == 'vector'
-            module.implicit.copy_(module.offset + 0.3 * torch.randn(
-                module.channels, generator=generator))
+            module.implicit.copy_(
+                module.offset +
+                0.3 * torch.randn(module.channels, generator=generator))
 
 
 def build_yolor(name, **yolorize_kwargs):
@@ -58,8 +59,11 @@ def assert_close_outputs(expected, actual):
 
 def inputs(model, name):
     packed = demo_mm_inputs(
-        batch_size=1, image_shapes=[(3, 128, 160)], num_items=[3],
-        num_classes=80, with_mask=name == 'mask_rcnn')
+        batch_size=1,
+        image_shapes=[(3, 128, 160)],
+        num_items=[3],
+        num_classes=80,
+        with_mask=name == 'mask_rcnn')
     return model.data_preprocessor(packed, False)
 
 
@@ -94,8 +98,9 @@ def test_default_placement_folds_what_is_exact(name):
     assert all(s.folded for s in head_sites) == heads_fold
     assert report.complete == (name == 'sparse_rcnn')
     # what folded no longer runs
-    remaining = [n for n, m in model.named_modules()
-                 if isinstance(m, BaseImplicit)]
+    remaining = [
+        n for n, m in model.named_modules() if isinstance(m, BaseImplicit)
+    ]
     assert len(remaining) == sum(not s.folded for s in report.sites)
 
 
@@ -110,8 +115,7 @@ def test_kept_sites_say_why():
     why = {site.name: site.how for site in fold_implicit(folded).sites}
     assert why['bbox_head.conv_cls.implicit_a.0'] == \
         'add before a padded 3x3 conv: exact only inside the zero border'
-    assert why['bbox_head.conv_cls.implicit_m.0'].startswith(
-        'multiply folded')
+    assert why['bbox_head.conv_cls.implicit_m.0'].startswith('multiply folded')
 
 
 @pytest.mark.parametrize('name', DETECTORS)

@@ -5,7 +5,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
 from mmdet.registry import HOOKS
 
 
@@ -29,9 +28,11 @@ def test_non_finite_loss_hook_names_loss_and_iteration():
     runner = SimpleNamespace(iter=11, epoch=1)
     finite = dict(loss=torch.tensor(1.), loss_cls=torch.tensor(0.5))
     hook.after_train_iter(runner, 0, outputs=finite)
-    broken = dict(loss=torch.tensor(float('nan')),
-                  loss_cls=torch.tensor(0.5),
-                  loss_bbox=torch.tensor(float('inf')))
-    with pytest.raises(FloatingPointError,
-                       match=r'^loss_bbox is inf at iteration 12 \(epoch 2\)'):
+    broken = dict(
+        loss=torch.tensor(float('nan')),
+        loss_cls=torch.tensor(0.5),
+        loss_bbox=torch.tensor(float('inf')))
+    with pytest.raises(
+            FloatingPointError,
+            match=r'^loss_bbox is inf at iteration 12 \(epoch 2\)'):
         hook.after_train_iter(runner, 0, outputs=broken)

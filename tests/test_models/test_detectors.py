@@ -3,11 +3,11 @@
 warm start from a baseline checkpoint, identity init equals the baseline."""
 import pytest
 import torch
+from mmdet.registry import MODELS
+from mmdet.testing import demo_mm_inputs
 from mmengine.hub import get_config as get_mmdet_config
 from torch.utils._pytree import tree_leaves
 
-from mmdet.registry import MODELS
-from mmdet.testing import demo_mm_inputs
 from mmdet_yolor import yolorize
 from mmdet_yolor.testing import SEED_CONFIGS, get_config, shrink_backbone
 
@@ -26,8 +26,11 @@ def build(config, **yolorize_kwargs):
 
 def batch(model, num_items, with_mask):
     packed = demo_mm_inputs(
-        batch_size=2, image_shapes=IMAGE_SHAPES, num_items=num_items,
-        num_classes=80, with_mask=with_mask)
+        batch_size=2,
+        image_shapes=IMAGE_SHAPES,
+        num_items=num_items,
+        num_classes=80,
+        with_mask=with_mask)
     return model.data_preprocessor(packed, True)
 
 
@@ -44,13 +47,14 @@ def test_yolor_loss_and_predict(baseline, yolor, num_items):
     data = batch(model, num_items, has_masks(yolor))
     model.train()
     losses = model(**data, mode='loss')
-    total = sum(
-        leaf.sum() for key, value in losses.items() if 'loss' in key
-        for leaf in tree_leaves(value))
+    total = sum(leaf.sum() for key, value in losses.items() if 'loss' in key
+                for leaf in tree_leaves(value))
     assert torch.isfinite(total)
     total.backward()
-    grads = [p.grad for name, p in model.named_parameters()
-             if '.implicit_' in name and p.grad is not None]
+    grads = [
+        p.grad for name, p in model.named_parameters()
+        if '.implicit_' in name and p.grad is not None
+    ]
     assert grads and any(g.abs().sum() > 0 for g in grads)
 
     model.eval()
@@ -71,8 +75,8 @@ def test_baseline_checkpoint_warm_starts_yolor(baseline, yolor):
         plain.state_dict(), strict=False)
     assert not unexpected
     assert missing and all('.implicit_' in key for key in missing)
-    assert sorted(missing) == sorted(
-        key for key in model.state_dict() if '.implicit_' in key)
+    assert sorted(missing) == sorted(key for key in model.state_dict()
+                                     if '.implicit_' in key)
 
 
 @pytest.mark.parametrize('baseline,yolor', SEED_CONFIGS)
@@ -106,8 +110,9 @@ def test_identity_init_equals_baseline(baseline, yolor):
 
 
 def test_retinanet_heads_are_supported_too():
-    cfg = yolorize(get_mmdet_config('mmdet::retinanet/'
-                                    'retinanet_r50_fpn_1x_coco.py'))
+    cfg = yolorize(
+        get_mmdet_config('mmdet::retinanet/'
+                         'retinanet_r50_fpn_1x_coco.py'))
     model = MODELS.build(shrink_backbone(cfg.model))
     data = batch(model, [2, 1], False)
     losses = model(**data, mode='loss')

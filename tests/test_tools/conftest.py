@@ -33,8 +33,12 @@ def run_tool():
     def run_tool(name, *args, cwd, env=None, **kwargs):
         path = osp.join(TOOLS, name)
         if name.endswith('.sh'):
-            return run(['bash', path, *args], cwd,
-                       env={'PYTHON': sys.executable, **(env or {})},
+            return run(['bash', path, *args],
+                       cwd,
+                       env={
+                           'PYTHON': sys.executable,
+                           **(env or {})
+                       },
                        **kwargs)
         return run([sys.executable, path, *args], cwd, env=env, **kwargs)
 

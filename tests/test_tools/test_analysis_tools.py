@@ -2,8 +2,8 @@
 import json
 
 import torch
-
 from mmdet.registry import MODELS
+
 from mmdet_yolor import yolorize
 from mmdet_yolor.testing import (get_config, make_work_dir, one_run,
                                  shrink_backbone, train_records)
@@ -15,18 +15,18 @@ ATSS_YOLOR = dict(type='ATSS', neck=dict(type='YOLORNeck', neck=ATSS['neck']))
 def atss_work_dir(root, name, model, box_map=None):
     """A two-epoch ATSS run whose last validation has box mAP ``box_map``
     (no validation if None)."""
-    runs = one_run((box_map, 0.6, 0.4)) if box_map is not None else [
-        ('20240101_000000', train_records(1, 8))
-    ]
-    return make_work_dir(root, name, model, runs,
-                         config_name='atss_r50_fpn_1x_coco')
+    runs = one_run((box_map, 0.6,
+                    0.4)) if box_map is not None else [('20240101_000000',
+                                                        train_records(1, 8))]
+    return make_work_dir(
+        root, name, model, runs, config_name='atss_r50_fpn_1x_coco')
 
 
 def test_compare(run_tool, tmp_path):
     base = atss_work_dir(tmp_path, 'base', ATSS, 0.394)
     yolor = atss_work_dir(tmp_path, 'yolor', ATSS_YOLOR, 0.396)
-    result = run_tool('analysis/compare.py', base, yolor, '--json',
-                      'out.json', cwd=tmp_path)
+    result = run_tool(
+        'analysis/compare.py', base, yolor, '--json', 'out.json', cwd=tmp_path)
     assert result.stdout.splitlines()[2:] == [
         '| **ATSS** |  | 1 | 39.4% | **60.0%** | **40.0%** | - | - | - |',
         '| **ATSS** | :heavy_check_mark: | 1 | **39.6%** | **60.0%** | '
@@ -39,8 +39,8 @@ def test_compare(run_tool, tmp_path):
 
 def test_compare_without_metrics_fails_with_a_message(run_tool, tmp_path):
     untested = atss_work_dir(tmp_path, 'untested', ATSS)
-    result = run_tool('analysis/compare.py', untested, cwd=tmp_path,
-                      check=False)
+    result = run_tool(
+        'analysis/compare.py', untested, cwd=tmp_path, check=False)
     assert result.returncode == 1
     assert f'compare: {untested} has no validation metrics' in result.stderr
     assert 'Traceback' not in result.stderr
@@ -49,8 +49,14 @@ def test_compare_without_metrics_fails_with_a_message(run_tool, tmp_path):
 def test_plot_curves(run_tool, tmp_path):
     base = atss_work_dir(tmp_path, 'base', ATSS, 0.394)
     yolor = atss_work_dir(tmp_path, 'yolor', ATSS_YOLOR)
-    run_tool('analysis/plot.py', 'curves', base, yolor, '--out',
-             'curves.png', cwd=tmp_path)
+    run_tool(
+        'analysis/plot.py',
+        'curves',
+        base,
+        yolor,
+        '--out',
+        'curves.png',
+        cwd=tmp_path)
     assert (tmp_path / 'curves.png').stat().st_size > 0
 
 
@@ -60,24 +66,41 @@ def test_plot_implicit(run_tool, tmp_path):
     cfg.dump(str(tmp_path / 'atss-yolor.py'))
     torch.save({'state_dict': MODELS.build(cfg.model).state_dict()},
                tmp_path / 'epoch_1.pth')
-    result = run_tool('analysis/plot.py', 'implicit', 'atss-yolor.py',
-                      'epoch_1.pth', '--init', 'epoch_1.pth', '--out',
-                      'implicit.png', cwd=tmp_path)
+    result = run_tool(
+        'analysis/plot.py',
+        'implicit',
+        'atss-yolor.py',
+        'epoch_1.pth',
+        '--init',
+        'epoch_1.pth',
+        '--out',
+        'implicit.png',
+        cwd=tmp_path)
     assert '| neck.implicit_alignment.0 | add | 256 |' in result.stdout
     assert result.stdout.rstrip().endswith('saved implicit.png')
     assert (tmp_path / 'implicit.png').stat().st_size > 0
 
 
 def test_benchmark(run_tool, tiny_config, tmp_path):
-    result = run_tool('analysis/benchmark.py', tiny_config(), '--yolor',
-                      'foldable', '--image-size', '64', '--warmup', '0',
-                      '--repeats', '1', '--json', 'bench.json', cwd=tmp_path)
+    result = run_tool(
+        'analysis/benchmark.py',
+        tiny_config(),
+        '--yolor',
+        'foldable',
+        '--image-size',
+        '64',
+        '--warmup',
+        '0',
+        '--repeats',
+        '1',
+        '--json',
+        'bench.json',
+        cwd=tmp_path)
     rows = result.stdout.strip().splitlines()
     # only the table: mmengine's per-parameter init messages are silenced
     assert all(row.startswith('| ') for row in rows), rows[:3]
-    assert [row.split(' | ')[0] for row in rows[2:]] == [
-        '| baseline', '| YOLOR', '| YOLOR folded'
-    ]
+    assert [row.split(' | ')[0] for row in rows[2:]
+            ] == ['| baseline', '| YOLOR', '| YOLOR folded']
     # the foldable placement folds back to the baseline's parameters
     assert rows[4].split(' | ')[1] == rows[2].split(' | ')[1] + ' (1.000x)'
     results = json.loads((tmp_path / 'bench.json').read_text())['results']

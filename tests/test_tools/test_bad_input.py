@@ -87,8 +87,8 @@ def test_image_that_fails_to_decode(run_tool, coco_config, tmp_path):
 
 
 def test_missing_checkpoint(run_tool, tiny_config, tmp_path):
-    result = run_tool('test.py', tiny_config(), 'nope.pth', cwd=tmp_path,
-                      check=False)
+    result = run_tool(
+        'test.py', tiny_config(), 'nope.pth', cwd=tmp_path, check=False)
     assert last_line(result) == 'error: checkpoint nope.pth does not exist'
     assert_nothing_written(tmp_path)
 
@@ -96,23 +96,26 @@ def test_missing_checkpoint(run_tool, tiny_config, tmp_path):
 def test_corrupt_checkpoint(run_tool, tiny_config, tmp_path):
     broken = tmp_path / 'broken.pth'
     broken.write_bytes(b'PK\x03\x04 truncated')
-    result = run_tool('test.py', tiny_config(), str(broken), cwd=tmp_path,
-                      check=False)
+    result = run_tool(
+        'test.py', tiny_config(), str(broken), cwd=tmp_path, check=False)
     assert last_line(result).startswith(
         f'error: checkpoint {broken} is not a readable checkpoint (corrupt '
         'or truncated?)')
     assert_nothing_written(tmp_path)
 
 
-def test_checkpoint_of_another_architecture(run_tool, tiny_config,
-                                            tmp_path):
+def test_checkpoint_of_another_architecture(run_tool, tiny_config, tmp_path):
     config = tiny_config()
-    run_tool('train.py', config, '--work-dir', str(tmp_path / 'trained'),
-             cwd=tmp_path)
+    run_tool(
+        'train.py',
+        config,
+        '--work-dir',
+        str(tmp_path / 'trained'),
+        cwd=tmp_path)
     checkpoint = str(tmp_path / 'trained' / 'epoch_1.pth')
     # the YOLOR form of the model: the checkpoint lacks its implicits
-    result = run_tool('test.py', config, checkpoint, '--yolor',
-                      cwd=tmp_path, check=False)
+    result = run_tool(
+        'test.py', config, checkpoint, '--yolor', cwd=tmp_path, check=False)
     assert last_line(result).startswith(
         f'error: checkpoint {checkpoint} does not fit the model of ')
     assert last_line(result).endswith(
@@ -122,8 +125,13 @@ def test_checkpoint_of_another_architecture(run_tool, tiny_config,
     other = Config.fromfile(config)
     other.model.bbox_head.feat_channels = 64
     other.dump(str(tmp_path / 'wide.py'))
-    result = run_tool('train.py', str(tmp_path / 'wide.py'), '--resume',
-                      checkpoint, cwd=tmp_path, check=False)
+    result = run_tool(
+        'train.py',
+        str(tmp_path / 'wide.py'),
+        '--resume',
+        checkpoint,
+        cwd=tmp_path,
+        check=False)
     assert ' of another shape (e.g. bbox_head.cls_convs.0.conv.weight: ' in \
         last_line(result)
     assert_nothing_written(tmp_path)
@@ -133,8 +141,8 @@ def test_yolorize_without_neck(run_tool, tmp_path):
     config = tmp_path / 'no_neck.py'
     config.write_text(
         "_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py'\n")
-    result = run_tool('train.py', str(config), '--yolor', cwd=tmp_path,
-                      check=False)
+    result = run_tool(
+        'train.py', str(config), '--yolor', cwd=tmp_path, check=False)
     assert last_line(result) == (
         f'error: yolorize: model in {config} has no neck; YOLOR feature '
         'alignment wraps the neck outputs. Use feature_alignment=False '
@@ -147,8 +155,8 @@ def test_yolorize_unsupported_head(run_tool, tmp_path):
     config.write_text(
         "_base_ = 'mmdet::centernet/centernet_r18_8xb16-crop512-140e_coco.py'"
         '\n')
-    result = run_tool('train.py', str(config), '--yolor', 'pr',
-                      cwd=tmp_path, check=False)
+    result = run_tool(
+        'train.py', str(config), '--yolor', 'pr', cwd=tmp_path, check=False)
     line = last_line(result)
     assert line.startswith('error: yolorize: model.bbox_head in ')
     assert "head type 'CenterNetHead'" in line and 'PREDICTION_LAYERS' in line
@@ -158,12 +166,12 @@ def test_yolorize_unsupported_head(run_tool, tmp_path):
 def test_implicit_channels_disagree_with_the_tensor(run_tool, tiny_config,
                                                     tmp_path):
     cfg = Config.fromfile(tiny_config())
-    cfg.model.neck = dict(type='YOLORNeck', neck=cfg.model.neck,
-                          out_channels=64)
+    cfg.model.neck = dict(
+        type='YOLORNeck', neck=cfg.model.neck, out_channels=64)
     cfg.custom_imports = dict(imports=['mmdet_yolor'])
     cfg.dump(str(tmp_path / 'mismatch.py'))
-    result = run_tool('train.py', str(tmp_path / 'mismatch.py'),
-                      cwd=tmp_path, check=False)
+    result = run_tool(
+        'train.py', str(tmp_path / 'mismatch.py'), cwd=tmp_path, check=False)
     assert last_line(result) == (
         'error: ImplicitA was built for 64 channels but met a tensor of '
         'shape (2, 32, 8, 8) (channel dim 1). Set its channels to the '
@@ -173,9 +181,13 @@ def test_implicit_channels_disagree_with_the_tensor(run_tool, tiny_config,
 
 def test_non_finite_loss_stops_before_a_checkpoint(run_tool, tiny_config,
                                                    tmp_path):
-    result = run_tool('train.py', tiny_config(), '--cfg-options',
-                      'model.bbox_head.loss_cls.loss_weight=nan',
-                      cwd=tmp_path, check=False)
+    result = run_tool(
+        'train.py',
+        tiny_config(),
+        '--cfg-options',
+        'model.bbox_head.loss_cls.loss_weight=nan',
+        cwd=tmp_path,
+        check=False)
     assert last_line(result).startswith(
         'error: loss_cls is nan at iteration 1 (epoch 1); training stopped '
         'before saving non-finite weights.')

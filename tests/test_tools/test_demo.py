@@ -3,11 +3,11 @@ import json
 
 import pytest
 import torch
+from mmdet.registry import MODELS
+from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
 from torch.utils._pytree import tree_leaves
 
-from mmdet.registry import MODELS
-from mmdet.testing import demo_mm_inputs
 from mmdet_yolor import yolorize
 from mmdet_yolor.demo import DEMO_CONFIGS
 from mmdet_yolor.testing import CONFIGS_ROOT
@@ -22,10 +22,22 @@ def test_yolor_demo_configs_equal_yolorized_baselines():
 
 def test_short_demo_end_to_end(run_tool, tmp_path):
     result = run_tool(
-        'demo.py', '--detectors', 'fcos', '--epochs', '1', '--num-train',
-        '4', '--num-val', '2', '--data-root', str(tmp_path / 'data'),
-        '--work-dir', str(tmp_path / 'demo'), '--cfg-options',
-        'model.test_cfg.score_thr=0.0', cwd=tmp_path)
+        'demo.py',
+        '--detectors',
+        'fcos',
+        '--epochs',
+        '1',
+        '--num-train',
+        '4',
+        '--num-val',
+        '2',
+        '--data-root',
+        str(tmp_path / 'data'),
+        '--work-dir',
+        str(tmp_path / 'demo'),
+        '--cfg-options',
+        'model.test_cfg.score_thr=0.0',
+        cwd=tmp_path)
     out = result.stdout
     assert '[demo] data: ' in out and 'ETA' in out
     table = (tmp_path / 'demo' / 'results.md').read_text()
@@ -38,20 +50,22 @@ def test_short_demo_end_to_end(run_tool, tmp_path):
     assert results[0]['detector'] == 'FCOS'
     for picture in ('curves.png', 'implicit_fcos.png'):
         assert (tmp_path / 'demo' / picture).stat().st_size > 0
-    assert 'neck.implicit_alignment.0' in (
-        tmp_path / 'demo' / 'implicit_fcos.txt').read_text()
+    assert 'neck.implicit_alignment.0' in (tmp_path / 'demo' /
+                                           'implicit_fcos.txt').read_text()
 
 
-@pytest.mark.parametrize('config',
-                         [name for pair in DEMO_CONFIGS.values()
-                          for name in pair])
+@pytest.mark.parametrize(
+    'config', [name for pair in DEMO_CONFIGS.values() for name in pair])
 def test_every_demo_config_trains_a_step(config):
     cfg = Config.fromfile(f'{CONFIGS_ROOT}/demo/{config}')
     model = MODELS.build(cfg.model)
     model.init_weights()
-    packed = demo_mm_inputs(2, image_shapes=[(3, 96, 96)] * 2,
-                            num_items=[2, 1], num_classes=6,
-                            with_mask=True)
+    packed = demo_mm_inputs(
+        2,
+        image_shapes=[(3, 96, 96)] * 2,
+        num_items=[2, 1],
+        num_classes=6,
+        with_mask=True)
     data = model.data_preprocessor(packed, True)
     losses = model(**data, mode='loss')
     total = sum(tree_leaves(losses))

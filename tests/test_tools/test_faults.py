@@ -9,18 +9,19 @@ import subprocess
 import sys
 
 import torch
+from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 from torch.utils._pytree import tree_leaves
 
-from mmdet.registry import DATASETS, MODELS
 from mmdet_yolor.compat import load_local_checkpoint
 
 TRAIN = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..', 'tools',
     'train.py')
 
-SEEDED = ['--cfg-options', 'randomness.seed=3',
-          'randomness.deterministic=True']
+SEEDED = [
+    '--cfg-options', 'randomness.seed=3', 'randomness.deterministic=True'
+]
 
 
 def weights(path):
@@ -45,19 +46,27 @@ def losses(work_dir):
 
 
 def test_killed_mid_epoch_resumes_to_the_same_weights(tiny_config, run_tool,
-                                                     tmp_path):
+                                                      tmp_path):
     # random flips in the pipeline: the resumed run must draw the same ones
-    config = tiny_config(max_epochs=3, num_train=16, image_size=96,
-                         flip=True)
-    run_tool('train.py', config, *SEEDED, '--work-dir',
-             str(tmp_path / 'whole'), cwd=tmp_path)
+    config = tiny_config(max_epochs=3, num_train=16, image_size=96, flip=True)
+    run_tool(
+        'train.py',
+        config,
+        *SEEDED,
+        '--work-dir',
+        str(tmp_path / 'whole'),
+        cwd=tmp_path)
 
     work = tmp_path / 'work'
-    process = subprocess.Popen(
-        [sys.executable, TRAIN, config, *SEEDED],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, env=dict(os.environ, OMP_NUM_THREADS='1',
-                            PYTHONUNBUFFERED='1'))
+    process = subprocess.Popen([sys.executable, TRAIN, config, *SEEDED],
+                               cwd=tmp_path,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT,
+                               text=True,
+                               env=dict(
+                                   os.environ,
+                                   OMP_NUM_THREADS='1',
+                                   PYTHONUNBUFFERED='1'))
     for line in process.stdout:
         if 'Epoch(train) [2][2/8]' in line:
             process.send_signal(signal.SIGKILL)
@@ -77,8 +86,13 @@ def test_killed_mid_epoch_resumes_to_the_same_weights(tiny_config, run_tool,
 def test_seeded_deterministic_runs_repeat(tiny_config, run_tool, tmp_path):
     config = tiny_config(max_epochs=2, flip=True)
     for name in ('a', 'b'):
-        run_tool('train.py', config, *SEEDED, '--work-dir',
-                 str(tmp_path / name), cwd=tmp_path)
+        run_tool(
+            'train.py',
+            config,
+            *SEEDED,
+            '--work-dir',
+            str(tmp_path / name),
+            cwd=tmp_path)
     curve = losses(tmp_path / 'a')
     assert len(curve) == 8
     assert curve == losses(tmp_path / 'b')
@@ -91,9 +105,11 @@ def final_loss(config, checkpoint):
     model.load_state_dict(weights(checkpoint))
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     batch = model.data_preprocessor(
-        dict(inputs=[dataset[i]['inputs'] for i in range(len(dataset))],
-             data_samples=[dataset[i]['data_samples']
-                           for i in range(len(dataset))]), True)
+        dict(
+            inputs=[dataset[i]['inputs'] for i in range(len(dataset))],
+            data_samples=[
+                dataset[i]['data_samples'] for i in range(len(dataset))
+            ]), True)
     with torch.no_grad():
         return sum(tree_leaves(model(**batch, mode='loss'))).item()
 
@@ -107,10 +123,21 @@ def test_two_cpu_processes_train_as_one(tiny_config, run_tool, tmp_path):
     # GN instead of BN: per-process batch statistics would differ
     single = tiny_config('single.py', max_epochs=2, batch_size=4, norm='GN')
     double = tiny_config('double.py', max_epochs=2, batch_size=2, norm='GN')
-    run_tool('train.py', single, *SEEDED, '--work-dir',
-             str(tmp_path / 'one'), cwd=tmp_path)
-    run_tool('dist_train.sh', double, '2', *SEEDED, '--work-dir',
-             str(tmp_path / 'two'), cwd=tmp_path)
+    run_tool(
+        'train.py',
+        single,
+        *SEEDED,
+        '--work-dir',
+        str(tmp_path / 'one'),
+        cwd=tmp_path)
+    run_tool(
+        'dist_train.sh',
+        double,
+        '2',
+        *SEEDED,
+        '--work-dir',
+        str(tmp_path / 'two'),
+        cwd=tmp_path)
     one = final_loss(single, tmp_path / 'one' / 'epoch_2.pth')
     two = final_loss(double, tmp_path / 'two' / 'epoch_2.pth')
     assert abs(one - two) <= DISTRIBUTED_TOLERANCE * abs(one)

@@ -4,11 +4,11 @@ import sys
 import textwrap
 
 import torch
+from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 from torch.utils._pytree import tree_leaves
 
-from mmdet.registry import MODELS
 from mmdet_yolor import yolorize
 
 # Outputs of a model on a fixed normalised input, computed in a process that
@@ -49,12 +49,24 @@ def assert_close(expected, actual):
 def test_foldable_yolor_becomes_a_plain_mmdet_checkpoint(
         tiny_config, run_tool, tmp_path):
     config = tiny_config()
-    run_tool('train.py', config, '--yolor', 'foldable', '--work-dir',
-             str(tmp_path / 'yolor'), cwd=tmp_path)
+    run_tool(
+        'train.py',
+        config,
+        '--yolor',
+        'foldable',
+        '--work-dir',
+        str(tmp_path / 'yolor'),
+        cwd=tmp_path)
     trained = str(tmp_path / 'yolor' / 'epoch_1.pth')
     out = tmp_path / 'fused.pth'
-    result = run_tool('deploy/fuse_implicit.py', config, trained, str(out),
-                      '--yolor', 'foldable', cwd=tmp_path)
+    result = run_tool(
+        'deploy/fuse_implicit.py',
+        config,
+        trained,
+        str(out),
+        '--yolor',
+        'foldable',
+        cwd=tmp_path)
     # 5 output convs, conv_cls/conv_reg/conv_centerness (3x3: no ImplicitA)
     assert 'folded 8 of 8 implicit layers' in result.stdout
     assert 'Everything folded' in result.stdout
@@ -65,7 +77,9 @@ def test_foldable_yolor_becomes_a_plain_mmdet_checkpoint(
         str(tmp_path / 'fused.py'),
         str(out),
         str(tmp_path / 'plain.pt')
-    ], capture_output=True, text=True)
+    ],
+                           capture_output=True,
+                           text=True)
     assert plain.returncode == 0, plain.stderr
     expected = yolor_outputs(
         yolorize(Config.fromfile(config), foldable=True), trained)
@@ -73,14 +87,24 @@ def test_foldable_yolor_becomes_a_plain_mmdet_checkpoint(
 
 
 def test_partial_fold_loads_into_the_yolor_config(tiny_config, run_tool,
-                                                   tmp_path):
+                                                  tmp_path):
     config = tiny_config()
-    run_tool('train.py', config, '--yolor', '--work-dir',
-             str(tmp_path / 'yolor'), cwd=tmp_path)
+    run_tool(
+        'train.py',
+        config,
+        '--yolor',
+        '--work-dir',
+        str(tmp_path / 'yolor'),
+        cwd=tmp_path)
     trained = str(tmp_path / 'yolor' / 'epoch_1.pth')
     out = str(tmp_path / 'fused.pth')
-    result = run_tool('deploy/fuse_implicit.py', config, trained, out,
-                      '--yolor', cwd=tmp_path)
+    result = run_tool(
+        'deploy/fuse_implicit.py',
+        config,
+        trained,
+        out,
+        '--yolor',
+        cwd=tmp_path)
     assert 'kept   bbox_head.conv_cls.implicit_m.0: per-level' in \
         result.stdout
     assert f'loads into {config} with --yolor all' in result.stdout

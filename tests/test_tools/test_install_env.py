@@ -19,7 +19,10 @@ def install(run_tool, tmp_path):
         return run_tool(
             'misc/install_env.sh',
             cwd=str(tmp_path),
-            env={'VENV': str(tmp_path / 'venv'), **env},
+            env={
+                'VENV': str(tmp_path / 'venv'),
+                **env
+            },
             check=False)
 
     return install

@@ -9,11 +9,12 @@ from mmdet_yolor.compat import load_local_checkpoint
 def train_iterations(log):
     """The (epoch, iteration) pairs a training log reports."""
     return [(int(e), int(i))
-            for e, i in re.findall(r'Epoch\(train\) \[(\d+)\]\[\s*(\d+)/',
-                                   log)]
+            for e, i in re.findall(r'Epoch\(train\) \[(\d+)\]\[\s*(\d+)/', log)
+            ]
 
 
-def test_train_one_epoch_then_resume_into_epoch_two(tiny_config, run_tool, tmp_path):
+def test_train_one_epoch_then_resume_into_epoch_two(tiny_config, run_tool,
+                                                    tmp_path):
     first = run_tool('train.py', tiny_config(max_epochs=1), cwd=tmp_path)
     assert train_iterations(first.stdout + first.stderr)[-1] == (1, 4)
     assert (tmp_path / 'work' / 'epoch_1.pth').is_file()
@@ -33,25 +34,35 @@ def test_resume_from_explicit_checkpoint(tiny_config, run_tool, tmp_path):
     run_tool('train.py', tiny_config(max_epochs=1), cwd=tmp_path)
     checkpoint = str(tmp_path / 'work' / 'epoch_1.pth')
     resumed = run_tool(
-        'train.py', tiny_config(max_epochs=2), '--resume', checkpoint,
-        '--work-dir', str(tmp_path / 'other'), cwd=tmp_path)
+        'train.py',
+        tiny_config(max_epochs=2),
+        '--resume',
+        checkpoint,
+        '--work-dir',
+        str(tmp_path / 'other'),
+        cwd=tmp_path)
     assert 'resumed epoch: 1, iter: 4' in resumed.stdout + resumed.stderr
     assert (tmp_path / 'other' / 'epoch_2.pth').is_file()
 
 
 def test_yolor_flag_trains_the_yolor_form(tiny_config, run_tool, tmp_path):
     config = tiny_config()
-    run_tool('train.py', config, '--yolor', '--work-dir',
-             str(tmp_path / 'yolor'), cwd=tmp_path)
-    state = load_local_checkpoint(
-        str(tmp_path / 'yolor' / 'epoch_1.pth'))['state_dict']
+    run_tool(
+        'train.py',
+        config,
+        '--yolor',
+        '--work-dir',
+        str(tmp_path / 'yolor'),
+        cwd=tmp_path)
+    state = load_local_checkpoint(str(tmp_path / 'yolor' /
+                                      'epoch_1.pth'))['state_dict']
     assert 'neck.implicit_alignment.0.implicit' in state
     assert 'bbox_head.conv_cls.implicit_m.4.implicit' in state
 
 
 def test_yolor_flag_default_work_dir(tiny_config, run_tool, tmp_path):
-    cfg_text = open(tiny_config()).read().replace(
-        "work_dir = '", "_unused_work_dir = '")
+    cfg_text = open(tiny_config()).read().replace("work_dir = '",
+                                                  "_unused_work_dir = '")
     config = tmp_path / 'fcos_tiny.py'
     config.write_text(cfg_text)
     run_tool('train.py', str(config), '--yolor', 'fa', cwd=tmp_path)

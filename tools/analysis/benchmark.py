@@ -6,6 +6,7 @@ machine."""
 import argparse
 
 from mmdet.utils import register_all_modules
+
 from mmdet_yolor import launch
 from mmdet_yolor.analysis.benchmark import (BenchmarkSettings, dump_json,
                                             format_table, run_benchmark)
@@ -15,7 +16,8 @@ def parse_args():
     defaults = BenchmarkSettings()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        'config', help='a baseline config (YOLOR is applied with --yolor) or '
+        'config',
+        help='a baseline config (YOLOR is applied with --yolor) or '
         'a YOLOR config (the baseline is its plain form)')
     launch.add_yolor_argument(
         parser,

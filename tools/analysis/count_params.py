@@ -4,9 +4,9 @@ the model. Without arguments: the six YOLOR configs of the seed tables."""
 import argparse
 import os.path as osp
 
+from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
-from mmdet.utils import register_all_modules
 from mmdet_yolor.analysis.params import count_config_params, format_table
 from mmdet_yolor.testing import CONFIGS_ROOT, SEED_CONFIGS
 

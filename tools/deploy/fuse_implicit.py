@@ -5,6 +5,7 @@ the folded checkpoint."""
 import argparse
 
 from mmdet.utils import register_all_modules
+
 from mmdet_yolor import launch
 from mmdet_yolor.deploy import fuse_checkpoint
 

@@ -51,7 +51,8 @@ shapes_data_root = 'data/shapes/'
 # The images are generated at the network's input size: Resize keeps them
 # so, but records the scale_factor that the heads need at test time.
 shapes_resize = dict(
-    type='Resize', scale=(shapes_image_size, shapes_image_size),
+    type='Resize',
+    scale=(shapes_image_size, shapes_image_size),
     keep_ratio=True)
 shapes_train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -61,8 +62,7 @@ shapes_train_pipeline = [
     dict(type='PackDetInputs')
 ]
 shapes_test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    shapes_resize,
+    dict(type='LoadImageFromFile'), shapes_resize,
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(
         type='PackDetInputs',
@@ -121,9 +121,7 @@ shapes_optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=3e-3, weight_decay=0.05),
     clip_grad=dict(max_norm=35, norm_type=2))
 shapes_param_scheduler = [
-    dict(
-        type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-        end=100),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(
         type='CosineAnnealingLR',
         eta_min_ratio=0.01,

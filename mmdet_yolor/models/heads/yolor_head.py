@@ -9,9 +9,9 @@ is the one place that says which layers those are for each head type.
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 
+from mmdet.registry import MODELS
 from torch import Tensor, nn
 
-from mmdet.registry import MODELS
 from ..layers import ImplicitA, ImplicitM
 from ..wrapping import build_with_mixin, resolve_type
 
@@ -40,10 +40,10 @@ PREDICTION_LAYERS = {
     # dense heads: one set of convs shared by every pyramid level
     'RPNHead': PredictionLayers(('rpn_cls', 'rpn_reg'), True),
     'RetinaHead': PredictionLayers(('retina_cls', 'retina_reg'), True),
-    'FCOSHead': PredictionLayers(
-        ('conv_cls', 'conv_reg', 'conv_centerness'), True),
-    'ATSSHead': PredictionLayers(
-        ('atss_cls', 'atss_reg', 'atss_centerness'), True),
+    'FCOSHead': PredictionLayers(('conv_cls', 'conv_reg', 'conv_centerness'),
+                                 True),
+    'ATSSHead': PredictionLayers(('atss_cls', 'atss_reg', 'atss_centerness'),
+                                 True),
     # RoI heads: the Linear classifier and regressor of each RoI
     # (ConvFCBBoxHead, Shared2FCBBoxHead, Shared4Conv1FCBBoxHead, DIIHead)
     'BBoxHead': PredictionLayers(('fc_cls', 'fc_reg')),
@@ -111,8 +111,10 @@ def _multiply_implicit_onto_output(layer: nn.Module, inputs: tuple,
     return output
 
 
-def attach_prediction_refinement(layer: nn.Module, num_levels: int,
-                                 implicit_cfg: dict, where: str,
+def attach_prediction_refinement(layer: nn.Module,
+                                 num_levels: int,
+                                 implicit_cfg: dict,
+                                 where: str,
                                  input_implicit: bool = True) -> None:
     """Give ``layer`` one ImplicitA on its input (if ``input_implicit``) and
     one ImplicitM on its output per level, applied by forward hooks.

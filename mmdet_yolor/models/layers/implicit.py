@@ -23,10 +23,10 @@ layer (``init_cfg`` ``override``), which must not touch implicit knowledge.
 from typing import Optional
 
 import torch
+from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from mmdet.registry import MODELS
 from ...errors import InputError
 
 IMPLICIT_FORMS = ('vector', 'nn', 'mf')
@@ -113,12 +113,12 @@ class BaseImplicit(BaseModule):
                 self.implicit.normal_(self.offset, self.std)
             elif self.form == 'nn':
                 self.latent.normal_(0, 1)
-                self.projection.normal_(
-                    0, float(self.std / self.latent.norm()))
+                self.projection.normal_(0,
+                                        float(self.std / self.latent.norm()))
             else:
                 self.coefficients.normal_(0, 1)
-                self.basis.normal_(
-                    0, float(self.std / self.coefficients.norm()))
+                self.basis.normal_(0,
+                                   float(self.std / self.coefficients.norm()))
         if self.init == 'identity':
             self.make_identity()
 

@@ -2,9 +2,9 @@
 """YOLORNeck: implicit feature alignment on every output level of a neck."""
 from typing import List, Optional, Tuple
 
+from mmdet.registry import MODELS
 from torch import Tensor, nn
 
-from mmdet.registry import MODELS
 from ..layers import BaseImplicit, build_implicit
 from ..wrapping import build_with_mixin, resolve_type
 

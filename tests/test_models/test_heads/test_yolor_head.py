@@ -3,9 +3,9 @@ import copy
 
 import pytest
 import torch
+from mmdet.registry import MODELS
 from mmengine.config import ConfigDict
 
-from mmdet.registry import MODELS
 from mmdet_yolor.models.heads import PREDICTION_LAYERS, find_prediction_layers
 from mmdet_yolor.models.layers import ImplicitA, ImplicitM
 
@@ -31,41 +31,83 @@ TRAIN_CFG_RPN = dict(
 # (config, input builder).
 HEADS = {
     'RPNHead':
-    dict(type='RPNHead', in_channels=8, feat_channels=8, num_classes=1,
-         anchor_generator=dict(
-             type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0],
-             strides=[4, 8, 16, 32, 64])),
+    dict(
+        type='RPNHead',
+        in_channels=8,
+        feat_channels=8,
+        num_classes=1,
+        anchor_generator=dict(
+            type='AnchorGenerator',
+            scales=[8],
+            ratios=[0.5, 1.0, 2.0],
+            strides=[4, 8, 16, 32, 64])),
     'RetinaHead':
-    dict(type='RetinaHead', num_classes=3, in_channels=8, feat_channels=8,
-         stacked_convs=1,
-         anchor_generator=dict(
-             type='AnchorGenerator', octave_base_scale=4,
-             scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
-             strides=FPN_STRIDES)),
+    dict(
+        type='RetinaHead',
+        num_classes=3,
+        in_channels=8,
+        feat_channels=8,
+        stacked_convs=1,
+        anchor_generator=dict(
+            type='AnchorGenerator',
+            octave_base_scale=4,
+            scales_per_octave=3,
+            ratios=[0.5, 1.0, 2.0],
+            strides=FPN_STRIDES)),
     'FCOSHead':
-    dict(type='FCOSHead', num_classes=3, in_channels=8, feat_channels=32,
-         stacked_convs=1, strides=FPN_STRIDES),
+    dict(
+        type='FCOSHead',
+        num_classes=3,
+        in_channels=8,
+        feat_channels=32,
+        stacked_convs=1,
+        strides=FPN_STRIDES),
     'ATSSHead':
-    dict(type='ATSSHead', num_classes=3, in_channels=8, feat_channels=32,
-         stacked_convs=1,
-         anchor_generator=dict(
-             type='AnchorGenerator', ratios=[1.0], octave_base_scale=8,
-             scales_per_octave=1, strides=FPN_STRIDES)),
+    dict(
+        type='ATSSHead',
+        num_classes=3,
+        in_channels=8,
+        feat_channels=32,
+        stacked_convs=1,
+        anchor_generator=dict(
+            type='AnchorGenerator',
+            ratios=[1.0],
+            octave_base_scale=8,
+            scales_per_octave=1,
+            strides=FPN_STRIDES)),
     'Shared2FCBBoxHead':
-    dict(type='Shared2FCBBoxHead', in_channels=8, fc_out_channels=16,
-         roi_feat_size=7, num_classes=3),
+    dict(
+        type='Shared2FCBBoxHead',
+        in_channels=8,
+        fc_out_channels=16,
+        roi_feat_size=7,
+        num_classes=3),
     'FCNMaskHead':
-    dict(type='FCNMaskHead', num_convs=1, in_channels=8,
-         conv_out_channels=8, num_classes=3),
+    dict(
+        type='FCNMaskHead',
+        num_convs=1,
+        in_channels=8,
+        conv_out_channels=8,
+        num_classes=3),
     'DIIHead':
-    dict(type='DIIHead', num_classes=3, num_ffn_fcs=2, num_heads=2,
-         num_cls_fcs=1, num_reg_fcs=1, feedforward_channels=32,
-         in_channels=16, dropout=0.0,
-         dynamic_conv_cfg=dict(
-             type='DynamicConv', in_channels=16, feat_channels=4,
-             out_channels=16, input_feat_shape=7,
-             act_cfg=dict(type='ReLU', inplace=True),
-             norm_cfg=dict(type='LN'))),
+    dict(
+        type='DIIHead',
+        num_classes=3,
+        num_ffn_fcs=2,
+        num_heads=2,
+        num_cls_fcs=1,
+        num_reg_fcs=1,
+        feedforward_channels=32,
+        in_channels=16,
+        dropout=0.0,
+        dynamic_conv_cfg=dict(
+            type='DynamicConv',
+            in_channels=16,
+            feat_channels=4,
+            out_channels=16,
+            input_feat_shape=7,
+            act_cfg=dict(type='ReLU', inplace=True),
+            norm_cfg=dict(type='LN'))),
 }
 
 
@@ -88,8 +130,11 @@ def build_pair(name, implicit_cfg=None, **wrapper_kwargs):
     plain = MODELS.build(copy.deepcopy(HEADS[name]))
     plain.init_weights()
     yolor = MODELS.build(
-        dict(type='YOLORHead', head=copy.deepcopy(HEADS[name]),
-             implicit_cfg=implicit_cfg, **wrapper_kwargs))
+        dict(
+            type='YOLORHead',
+            head=copy.deepcopy(HEADS[name]),
+            implicit_cfg=implicit_cfg,
+            **wrapper_kwargs))
     yolor.init_weights()
     missing, unexpected = yolor.load_state_dict(
         plain.state_dict(), strict=False)
@@ -138,8 +183,8 @@ def test_paper_init_changes_outputs_and_gets_gradients(name):
     implicit_grads = [
         p.grad for key, p in yolor.named_parameters() if '.implicit_' in key
     ]
-    assert implicit_grads and all(
-        g is not None and g.abs().sum() > 0 for g in implicit_grads)
+    assert implicit_grads and all(g is not None and g.abs().sum() > 0
+                                  for g in implicit_grads)
 
 
 @pytest.mark.parametrize('name', HEADS)
@@ -158,10 +203,11 @@ def test_prediction_layers_follow_idetect_pattern(name):
             x = x[..., 0, 0]
         layer.implicit_level = 0
         with torch.no_grad():
-            expected = layer.implicit_m[0](torch.nn.functional.linear(
-                layer.implicit_a[0](x), layer.weight, layer.bias
-            ) if isinstance(layer, torch.nn.Linear) else layer._conv_forward(
-                layer.implicit_a[0](x), layer.weight, layer.bias))
+            expected = layer.implicit_m[0](
+                torch.nn.functional.linear(layer.implicit_a[0]
+                                           (x), layer.weight, layer.bias)
+                if isinstance(layer, torch.nn.Linear) else layer._conv_forward(
+                    layer.implicit_a[0](x), layer.weight, layer.bias))
             assert torch.allclose(layer(x), expected)
 
 
@@ -174,8 +220,7 @@ def test_shared_head_uses_one_implicit_per_level(name):
         cls_scores = yolor(*head_inputs(name))[0]
     assert torch.count_nonzero(cls_scores[2]) == 0
     assert all(
-        torch.count_nonzero(cls_scores[level]) > 0
-        for level in (0, 1, 3, 4))
+        torch.count_nonzero(cls_scores[level]) > 0 for level in (0, 1, 3, 4))
     # forward called directly (mmdet's `_forward`) restarts at level 0
     with torch.no_grad():
         again = yolor.forward(*head_inputs(name))[0]
@@ -208,17 +253,24 @@ def test_dii_head_keeps_implicit_init():
 def test_injected_head_kwargs_reach_the_head():
     # detectors inject train_cfg/test_cfg/num_classes at the top level
     head = MODELS.build(
-        dict(type='YOLORHead', head=HEADS['RPNHead'],
-             train_cfg=ConfigDict(TRAIN_CFG_RPN), num_classes=1))
+        dict(
+            type='YOLORHead',
+            head=HEADS['RPNHead'],
+            train_cfg=ConfigDict(TRAIN_CFG_RPN),
+            num_classes=1))
     assert head.train_cfg.allowed_border == -1
 
 
 def test_unsupported_head_is_refused_with_guidance():
     with pytest.raises(TypeError) as error:
         MODELS.build(
-            dict(type='YOLORHead',
-                 head=dict(type='CenterNetHead', in_channels=8,
-                           feat_channels=8, num_classes=3)))
+            dict(
+                type='YOLORHead',
+                head=dict(
+                    type='CenterNetHead',
+                    in_channels=8,
+                    feat_channels=8,
+                    num_classes=3)))
     message = str(error.value)
     assert "head type 'CenterNetHead'" in message
     for supported in PREDICTION_LAYERS:
@@ -233,11 +285,11 @@ def test_unknown_head_type_is_refused():
 
 
 def test_subclass_found_through_its_base():
-    from mmdet.models.roi_heads.mask_heads import HTCMaskHead
     from mmdet.models.roi_heads.bbox_heads import Shared4Conv1FCBBoxHead
+    from mmdet.models.roi_heads.mask_heads import HTCMaskHead
     assert find_prediction_layers(HTCMaskHead).names == ('conv_logits', )
-    assert find_prediction_layers(Shared4Conv1FCBBoxHead).names == (
-        'fc_cls', 'fc_reg')
+    assert find_prediction_layers(Shared4Conv1FCBBoxHead).names == ('fc_cls',
+                                                                    'fc_reg')
 
 
 def test_deepcopy_keeps_hooks_on_the_copy():
@@ -269,5 +321,7 @@ def test_no_input_implicits_and_bad_mode():
     _, yolor = build_pair('RPNHead', input_implicit='none')
     assert not hasattr(yolor.rpn_cls, 'implicit_a')
     with pytest.raises(ValueError, match='input_implicit must be one of'):
-        MODELS.build(dict(type='YOLORHead', head=HEADS['RPNHead'],
-                          input_implicit='some'))
+        MODELS.build(
+            dict(
+                type='YOLORHead', head=HEADS['RPNHead'],
+                input_implicit='some'))

@@ -3,8 +3,8 @@ import itertools
 
 import pytest
 import torch
-
 from mmdet.registry import MODELS
+
 from mmdet_yolor.models.layers import (IMPLICIT_FORMS, ImplicitA, ImplicitC,
                                        ImplicitM)
 
@@ -14,8 +14,11 @@ CASES = list(itertools.product(OPERATORS, IMPLICIT_FORMS))
 
 def build(operator, form, channels=8, **kwargs):
     return MODELS.build(
-        dict(type=OPERATORS[operator].__name__, channels=channels,
-             form=form, **kwargs))
+        dict(
+            type=OPERATORS[operator].__name__,
+            channels=channels,
+            form=form,
+            **kwargs))
 
 
 @pytest.mark.parametrize('operator,form', CASES)
@@ -122,8 +125,10 @@ def test_init_weights_reinitialises():
 @pytest.mark.parametrize('operator', ['add', 'multiply'])
 def test_channel_mismatch_names_the_problem(operator):
     layer = build(operator, 'vector', channels=8)
-    with pytest.raises(ValueError, match=r'built for 8 channels but met a '
-                       r'tensor of shape \(2, 6, 3, 3\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'built for 8 channels but met a '
+            r'tensor of shape \(2, 6, 3, 3\)'):
         layer(torch.randn(2, 6, 3, 3))
 
 

@@ -1,12 +1,14 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 import pytest
 import torch
-
 from mmdet.models.necks import FPN
 from mmdet.registry import MODELS
 
 FPN_CFG = dict(
-    type='FPN', in_channels=[8, 16, 32], out_channels=8, num_outs=4,
+    type='FPN',
+    in_channels=[8, 16, 32],
+    out_channels=8,
+    num_outs=4,
     add_extra_convs='on_output')
 
 
@@ -29,8 +31,8 @@ def test_add_aligns_every_level(form):
     missing, unexpected = yolor.load_state_dict(
         plain.state_dict(), strict=False)
     assert not unexpected
-    assert sorted(missing) == sorted(
-        key for key in yolor.state_dict() if 'implicit_alignment' in key)
+    assert sorted(missing) == sorted(key for key in yolor.state_dict()
+                                     if 'implicit_alignment' in key)
     with torch.no_grad():
         expected = plain(neck_inputs())
         actual = yolor(neck_inputs())
@@ -77,17 +79,27 @@ def test_init_weights_keeps_paper_statistics():
 
 def test_num_outs_mismatch_is_reported():
     yolor = build(num_outs=3)
-    with pytest.raises(ValueError, match='built for 3 output levels but the '
-                       'neck returned 4; set num_outs of YOLORNeck'):
+    with pytest.raises(
+            ValueError,
+            match='built for 3 output levels but the '
+            'neck returned 4; set num_outs of YOLORNeck'):
         yolor(neck_inputs())
 
 
 def test_neck_without_attributes_needs_explicit_sizes():
-    cfg = dict(type='YOLORNeck', neck=dict(type='DilatedEncoder',
-               in_channels=8, out_channels=8, block_mid_channels=4,
-               num_residual_blocks=1, block_dilations=[1]))
-    with pytest.raises(ValueError, match='pass num_outs=... and '
-                       'out_channels=... to YOLORNeck'):
+    cfg = dict(
+        type='YOLORNeck',
+        neck=dict(
+            type='DilatedEncoder',
+            in_channels=8,
+            out_channels=8,
+            block_mid_channels=4,
+            num_residual_blocks=1,
+            block_dilations=[1]))
+    with pytest.raises(
+            ValueError,
+            match='pass num_outs=... and '
+            'out_channels=... to YOLORNeck'):
         MODELS.build(cfg)
     neck = MODELS.build(dict(cfg, num_outs=1, out_channels=8))
     assert neck([torch.randn(1, 8, 4, 4)])[0].shape == (1, 8, 4, 4)
@@ -115,11 +127,15 @@ def test_output_convs_placement_aligns_before_extra_levels():
 def test_output_convs_placement_refusals():
     with pytest.raises(ValueError, match="cannot concat"):
         build(placement='output_convs', operator='concat')
-    with pytest.raises(TypeError, match="does not know the output convs of "
-                       'ChannelMapper.*NECK_OUTPUT_CONVS'):
+    with pytest.raises(
+            TypeError,
+            match="does not know the output convs of "
+            'ChannelMapper.*NECK_OUTPUT_CONVS'):
         MODELS.build(
-            dict(type='YOLORNeck', placement='output_convs',
-                 neck=dict(type='ChannelMapper', in_channels=[8],
-                           out_channels=8)))
+            dict(
+                type='YOLORNeck',
+                placement='output_convs',
+                neck=dict(
+                    type='ChannelMapper', in_channels=[8], out_channels=8)))
     with pytest.raises(ValueError, match='placement must be one of'):
         build(placement='inputs')
