@@ -6,9 +6,11 @@ fixes of :mod:`mmdet_yolor.compat` and registers its modules into mmdet's
 registries: load it from a config with
 ``custom_imports = dict(imports=['mmdet_yolor'], allow_failed_imports=False)``.
 """
+from .package_data import register_config_scope
 from .version import __version__, check_versions
 
 check_versions()
+register_config_scope()
 
 # isort: off
 from . import compat  # noqa: E402

@@ -27,7 +27,7 @@ from .analysis.plot import (format_implicit_summary, load_implicit_stats,
                             plot_curves, plot_implicits)
 from .analysis.work_dirs import load_work_dirs
 from .datasets import ensure_dataset
-from .testing import CONFIGS_ROOT
+from .package_data import CONFIGS_ROOT, tool_path
 from .toggle import YOLOR_PARTS, yolorize
 
 # Demo configs of each detector: (baseline, YOLOR) under configs/demo/.
@@ -42,7 +42,7 @@ DEMO_CONFIGS = {
                     'sparse-rcnn-yolor_r18_fpn_6e_shapes.py'),
 }
 DEFAULT_DETECTORS = ('fcos', )
-TRAIN_TOOL = osp.join(osp.dirname(CONFIGS_ROOT), 'tools', 'train.py')
+TRAIN_TOOL = tool_path('train.py')
 _PROGRESS = re.compile(r'Epoch\(train\)\s+\[(\d+)\]\[\s*(\d+)/(\d+)\]')
 
 

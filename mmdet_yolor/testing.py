@@ -6,32 +6,8 @@ import os.path as osp
 from mmengine.config import Config
 
 from .datasets import CLASSES
-
-# The configs/ folder of a source checkout (the package is installed
-# editable by `make install`).
-CONFIGS_ROOT = osp.join(
-    osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
-
-# Every seed-table row: (baseline config, YOLOR config) under configs/.
-SEED_CONFIGS = [
-    ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-     'faster_rcnn/faster-rcnn-yolor_r50_fpn_1x_coco.py'),
-    ('mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
-     'mask_rcnn/mask-rcnn-yolor_r50_fpn_1x_coco.py'),
-    ('sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py',
-     'sparse_rcnn/sparse-rcnn-yolor_r50_fpn_1x_coco.py'),
-    ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
-     'fcos/fcos-yolor_r50-caffe_fpn_gn-head_1x_coco.py'),
-    ('atss/atss_r50_fpn_1x_coco.py', 'atss/atss-yolor_r50_fpn_1x_coco.py'),
-    ('sparse_rcnn/sparse-rcnn_r50_fpn_300-proposals_crop-ms-480-800-3x_coco'
-     '.py', 'sparse_rcnn/sparse-rcnn-yolor_r50_fpn_300-proposals_'
-     'crop-ms-480-800-3x_coco.py'),
-]
-
-
-def get_config(relative_path: str) -> Config:
-    """Load ``configs/<relative_path>`` of this repository."""
-    return Config.fromfile(osp.join(CONFIGS_ROOT, relative_path))
+# CONFIGS_ROOT and SEED_CONFIGS are re-exported for the tests.
+from .package_data import CONFIGS_ROOT, SEED_CONFIGS, get_config  # noqa
 
 
 def shrink_backbone(model_cfg: dict, base_channels: int = 16) -> dict:

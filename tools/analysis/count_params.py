@@ -8,7 +8,7 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 from mmdet_yolor.analysis.params import count_config_params, format_table
-from mmdet_yolor.testing import CONFIGS_ROOT, SEED_CONFIGS
+from mmdet_yolor.package_data import SEED_CONFIGS, config_path
 
 
 def parse_args():
@@ -16,7 +16,7 @@ def parse_args():
     parser.add_argument(
         'configs',
         nargs='*',
-        default=[osp.join(CONFIGS_ROOT, yolor) for _, yolor in SEED_CONFIGS],
+        default=[config_path(yolor) for _, yolor in SEED_CONFIGS],
         help='YOLOR config files (default: the seed-table YOLOR configs)')
     return parser.parse_args()
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Create ./.venv with the OpenMMLab stack this plugin runs on, then install
-# mmdet_yolor into it in editable mode. Called by `make install`.
+# Create ./.venv with the OpenMMLab stack this plugin runs on and the packages
+# common mmdet models need (torchvision, scikit-learn, scikit-image), then
+# install mmdet_yolor into it in editable mode. Called by `make install`.
 #
 # Idempotent: a stamp file records a hash of everything that decides the
-# install (requirements files, setup.py, this script, the torch version); when
-# it matches, the script exits at once.
+# install (requirements files, setup.py, this script, the torch version, the
+# torchvision index); when it matches and the links that setup.py makes in
+# mmdet_yolor/.mim/ are there, the script exits at once.
 #
 # Environment:
 #   PYTHON         interpreter used to create the venv (default: python3)
@@ -14,6 +16,8 @@
 #                  (see README, "GPU install"); an existing torch is kept.
 #   FORCE_CUDA=1   compile mmcv's CUDA ops even if torch sees no GPU.
 #   MAX_JOBS       parallel compile jobs for mmcv (default: number of cores).
+#   TORCHVISION_INDEX_URL  index to take torchvision from (default: pip's),
+#                  e.g. https://download.pytorch.org/whl/cpu for a CPU torch.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -39,22 +43,23 @@ command -v "${CXX:-g++}" >/dev/null 2>&1 || command -v c++ >/dev/null 2>&1 ||
 
 stamp_value() {
     cat requirements/*.txt setup.py tools/misc/install_env.sh | sha256sum | cut -d' ' -f1
-    echo "torch=$TORCH_VERSION force_cuda=${FORCE_CUDA:-0}"
+    echo "torch=$TORCH_VERSION force_cuda=${FORCE_CUDA:-0} torchvision_index=${TORCHVISION_INDEX_URL:-}"
 }
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ]; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] && [ -e mmdet_yolor/.mim/configs ]; then
     echo "make install: $VENV is up to date."
     exit 0
 fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-PY="$VENV/bin/python"
+PY="$(cd "$VENV/bin" && pwd)/python"
 : > "$LOG"
 START=$SECONDS
 
+say() { printf '[%4ds] %s\n' $((SECONDS - START)) "$1"; }
 step() {
     local title=$1; shift
-    printf '[%4ds] %s\n' $((SECONDS - START)) "$title"
+    say "$title"
     if ! "$@" >>"$LOG" 2>&1; then
         echo "make install: step '$title' failed; last lines of $LOG:" >&2
         tail -n 25 "$LOG" >&2
@@ -63,14 +68,44 @@ step() {
 }
 pip_install() { "$PY" -m pip install --disable-pip-version-check "$@"; }
 
-step "build tools (setuptools<81, wheel, ninja)" pip_install -r requirements/build.txt
+# pip < 25.3 and setuptools < 80 (build.txt) still make `pip install -e` a
+# `setup.py develop` install, the kind mmengine resolves `mmdet_yolor::` in.
+step "build tools (pip<25.3, setuptools<80, wheel, ninja)" \
+    pip_install 'pip<25.3' -r requirements/build.txt
 if "$PY" -c 'import torch' >/dev/null 2>&1; then
     echo "         keeping installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
 else
     step "torch==$TORCH_VERSION" pip_install "torch==$TORCH_VERSION"
 fi
-step "mmengine, numpy, pycocotools, matplotlib, pytest" \
-    pip_install "$(grep mmengine requirements/mminstall.txt)" -r requirements/runtime.txt -r requirements/tests.txt
+step "mmengine, numpy, pycocotools, matplotlib, pytest, scikit-learn, scikit-image" \
+    pip_install "$(grep mmengine requirements/mminstall.txt)" -r requirements/runtime.txt \
+    -r requirements/tests.txt -r requirements/optional.txt
+
+# torchvision must match torch: pip's resolver picks the version for the
+# installed torch, which the constraint keeps. PyPI's torchvision wheels are
+# CUDA builds that do not load with a CPU torch; one that does not work is
+# removed again, with one line saying how to get a working one.
+torchvision_check() {
+    "$PY" -c 'import torch, torchvision; torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)' 2>&1
+}
+TORCH_INSTALLED=$("$PY" -c 'import torch; print(torch.__version__)')
+if torchvision_check >/dev/null; then
+    echo "         keeping installed torchvision $("$PY" -c 'import torchvision; print(torchvision.__version__)')"
+else
+    say "torchvision matching torch $TORCH_INSTALLED"
+    echo "torch==$TORCH_INSTALLED" > "$VENV/torch-constraint.txt"
+    if pip_install -c "$VENV/torch-constraint.txt" \
+            ${TORCHVISION_INDEX_URL:+--index-url "$TORCHVISION_INDEX_URL"} torchvision >>"$LOG" 2>&1; then
+        if ! reason=$(torchvision_check); then
+            found=$("$PY" -c 'from importlib.metadata import version; print(version("torchvision"))')
+            "$PY" -m pip uninstall -y torchvision >>"$LOG" 2>&1 ||
+                die "could not remove the torchvision $found that does not work; run \`$PY -m pip uninstall torchvision\`."
+            echo "         torchvision left out: $found does not work with torch $TORCH_INSTALLED ($(tail -n 1 <<<"$reason")); for a CPU build run \`TORCHVISION_INDEX_URL=https://download.pytorch.org/whl/cpu make install\`."
+        fi
+    else
+        echo "         torchvision left out: no version for torch $TORCH_INSTALLED was found (see $LOG); set TORCHVISION_INDEX_URL to an index that has one (CPU: https://download.pytorch.org/whl/cpu)."
+    fi
+fi
 if "$PY" -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2.1.0"' >/dev/null 2>&1; then
     echo "         keeping installed mmcv 2.1.0 with ops"
 else
@@ -82,8 +117,15 @@ else
         pip_install --no-build-isolation "$(grep mmcv requirements/mminstall.txt)"
 fi
 step "mmdet==3.3.0" pip_install "$(grep mmdet requirements/mminstall.txt)"
-step "mmdet_yolor (editable)" pip_install --no-build-isolation --no-deps -e .
-step "import check" "$PY" -c 'import mmdet_yolor, mmcv.ops'
+step "mmdet_yolor (editable)" pip_install --no-build-isolation --no-deps --no-use-pep517 -e .
+# From / (a subshell), so that the repository is not on sys.path: this checks
+# the install, including that mmengine finds the `mmdet_yolor::` configs.
+check_install() (
+    cd / && "$PY" -c 'import mmdet_yolor, mmcv.ops
+from mmengine.hub import get_config
+get_config("mmdet_yolor::fcos/fcos-yolor_r50-caffe_fpn_gn-head_1x_coco.py")'
+)
+step "import check" check_install
 
 stamp_value > "$STAMP"
 printf '[%4ds] done: activate with `source %s/bin/activate`\n' $((SECONDS - START)) "$VENV"
