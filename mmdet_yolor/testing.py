@@ -1,13 +1,88 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """Helpers for tests and quick runs, in the spirit of ``mmdet.testing``."""
+import copy
 import json
 import os.path as osp
+from typing import Dict, List, Optional, Tuple
 
+import torch
+from mmdet.models.dense_heads import EmbeddingRPNHead
 from mmengine.config import Config
+from torch import Tensor, nn
+from torch.utils._pytree import tree_leaves
 
 from .datasets import CLASSES
 # CONFIGS_ROOT and SEED_CONFIGS are re-exported for the tests.
 from .package_data import CONFIGS_ROOT, SEED_CONFIGS, get_config  # noqa
+
+
+@torch.no_grad()
+def randomise_implicits(model: nn.Module, seed: int = 0) -> None:
+    """Give every implicit layer (vector form) a value far from the
+    identity, so that a wrong fold shows."""
+    from .models.layers import BaseImplicit
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, BaseImplicit):
+            assert module.form == 'vector'
+            module.implicit.copy_(
+                module.offset +
+                0.3 * torch.randn(module.channels, generator=generator))
+
+
+@torch.no_grad()
+def stage_outputs(
+    model: nn.Module,
+    data: dict,
+    proposals: Optional[list] = None
+) -> Tuple[Dict[str, List[Tensor]], Optional[list]]:
+    """The tensors a detector computes, stage by stage, in eval mode.
+
+    Comparing two models' ``mode='tensor'`` outputs through a two-stage
+    detector depends on the machine: a round-off-sized change of RPN scores
+    changes which proposals survive top-k and NMS, and the RoI rows of those
+    differ wholesale. So the RPN outputs are compared directly and the RoI
+    head runs on given ``proposals`` (the reference model's), as
+    ``TwoStageDetector._forward`` does with its own.
+
+    Args:
+        model (nn.Module): A single- or two-stage mmdet detector.
+        data (dict): Its ``data_preprocessor`` output.
+        proposals (list[InstanceData], optional): Proposals for the RoI
+            head; by default the model's own.
+
+    Returns:
+        tuple: ``{stage: tensors}`` for ``'neck'`` (the features),
+        ``'rpn'``, ``'roi'`` or ``'head'``, and the proposals used.
+    """
+    samples = data['data_samples']
+    features = model.extract_feat(data['inputs'])
+    outputs = dict(neck=list(features))
+    if not getattr(model, 'with_rpn', False) and not hasattr(
+            model, 'roi_head'):
+        outputs['head'] = tree_leaves(model.bbox_head.forward(features))
+        return outputs, None
+    if not isinstance(model.rpn_head, EmbeddingRPNHead):
+        outputs['rpn'] = tree_leaves(model.rpn_head.forward(features))
+    if proposals is None:
+        proposals = model.rpn_head.predict(features, samples, rescale=False)
+    # a copy: Sparse R-CNN's RoI head pops the proposal features
+    outputs['roi'] = tree_leaves(
+        model.roi_head.forward(features, copy.deepcopy(proposals), samples))
+    return outputs, proposals
+
+
+def assert_close_stages(expected: Dict[str, List[Tensor]],
+                        actual: Dict[str, List[Tensor]],
+                        rtol: float = 1e-4) -> None:
+    """Assert that two :func:`stage_outputs` agree within ``rtol`` of each
+    tensor's largest value, stage by stage."""
+    assert expected.keys() == actual.keys()
+    for stage in expected:
+        assert len(expected[stage]) == len(actual[stage]) > 0, stage
+        for e, a in zip(expected[stage], actual[stage]):
+            torch.testing.assert_close(
+                a, e, rtol=rtol, atol=rtol * e.abs().max(), msg=stage)
 
 
 def shrink_backbone(model_cfg: dict, base_channels: int = 16) -> dict:

@@ -2,9 +2,11 @@
 """``yolorize``: rewrite an mmdet config to its YOLOR form, and back.
 
 Config in, config out, nothing built: the neck becomes a ``YOLORNeck``
-(feature alignment), every supported head a ``YOLORHead`` (prediction
-refinement), RoI heads are searched for their stage heads, and the implicit
-parameters are excluded from weight decay as in the official code.
+(feature alignment; a detector without a neck gets a ``YOLORBackbone``),
+every head a ``YOLORHead`` (prediction refinement; which layers it refines is
+decided when the head is built), RoI heads are searched for their stage
+heads, and the implicit parameters are excluded from weight decay as in the
+official code.
 :func:`unyolorize` undoes it, giving the plain mmdet config that a fully
 folded YOLOR checkpoint loads into.
 """
@@ -12,16 +14,17 @@ import copy
 from typing import List, Optional
 
 from mmdet.models.roi_heads import BaseRoIHead
+from mmdet.models.seg_heads.panoptic_fusion_heads import BasePanopticFusionHead
 from mmengine.config import Config, ConfigDict
 
 from .errors import InputError
-from .models.heads.yolor_head import (find_prediction_layers,
-                                      unsupported_head_message)
+from .models.heads.prediction_layers import table_entry
 from .models.layers.implicit import IMPLICIT_MODULE_PREFIX
+from .models.necks.yolor_neck import find_output_convs
 from .models.wrapping import resolve_type
 
 PLUGIN = 'mmdet_yolor'
-YOLOR_TYPES = ('YOLORNeck', 'YOLORHead')
+YOLOR_TYPES = ('YOLORNeck', 'YOLORBackbone', 'YOLORHead')
 
 # The YOLOR variants the tools offer (``--yolor [all|fa|pr|foldable]``), as
 # keyword arguments of :func:`yolorize`: ``foldable`` is both parts in the
@@ -52,16 +55,17 @@ def yolorize(cfg: Config,
 
     Args:
         cfg (Config): A loaded mmdet config with a ``model``.
-        feature_alignment (bool): Wrap the neck (the last one if ``neck`` is
-            a list) in ``YOLORNeck``. Defaults to True.
+        feature_alignment (bool): Wrap the neck (a list of necks as a whole)
+            in ``YOLORNeck``, or the backbone in ``YOLORBackbone`` if the
+            detector has no neck. Defaults to True.
         prediction_refinement (bool): Wrap every head in ``model`` and in its
             RoI heads (including lists of stage heads) in ``YOLORHead``.
-            Heads without prediction layers (``EmbeddingRPNHead``) are left
-            as they are. Defaults to True.
+            Heads without prediction layers (``EmbeddingRPNHead``, panoptic
+            fusion heads) are left as they are. Defaults to True.
         implicit_cfg (dict, optional): ``implicit_cfg`` of every wrapper
             (``form``, ``init``, ...). Defaults to the wrappers' defaults.
-        alignment_operator (str): ``operator`` of ``YOLORNeck``. Defaults to
-            ``'add'``.
+        alignment_operator (str): ``operator`` of ``YOLORNeck`` or
+            ``YOLORBackbone``. Defaults to ``'add'``.
         alignment_placement (str): ``placement`` of ``YOLORNeck``. Defaults
             to ``'outputs'``.
         share_across_levels (bool): ``share_across_levels`` of every
@@ -83,8 +87,10 @@ def yolorize(cfg: Config,
         ``custom_imports`` loads ``mmdet_yolor``.
 
     Raises:
-        YolorizeError: If the config has no model or neck, is already in
-            YOLOR form, or contains a head ``YOLORHead`` does not support.
+        YolorizeError: If the config has no model (or neither neck nor
+            backbone), is already in YOLOR form, names a type that is not
+            registered, or asks for the foldable placement on a neck that is
+            not an FPN.
     """
     if not (feature_alignment or prediction_refinement):
         raise YolorizeError('yolorize: enable feature_alignment or '
@@ -98,16 +104,18 @@ def yolorize(cfg: Config,
     model = cfg.get('model')
     if not isinstance(model, dict):
         raise YolorizeError(f'yolorize: {source} has no model dict')
+    path = 'model'
+    # semi-supervised and distillation wrappers hold the detector
+    while 'detector' in model and 'backbone' not in model:
+        model, path = model['detector'], f'{path}.detector'
 
     if feature_alignment:
-        neck = dict(type='YOLORNeck')
+        alignment = dict()
         if alignment_operator != 'add':
-            neck['operator'] = alignment_operator
-        if alignment_placement != 'outputs':
-            neck['placement'] = alignment_placement
+            alignment['operator'] = alignment_operator
         if implicit_cfg:
-            neck['implicit_cfg'] = copy.deepcopy(implicit_cfg)
-        _wrap_neck(model, neck, source)
+            alignment['implicit_cfg'] = copy.deepcopy(implicit_cfg)
+        _wrap_features(model, alignment, alignment_placement, path, source)
     if prediction_refinement:
         head = dict(type='YOLORHead')
         if implicit_cfg:
@@ -116,7 +124,7 @@ def yolorize(cfg: Config,
             head['share_across_levels'] = True
         if input_implicit != 'all':
             head['input_implicit'] = input_implicit
-        _wrap_heads(model, head, 'model', source)
+        _wrap_heads(model, head, path, source)
 
     imports: List[str] = list(cfg.get('custom_imports', {}).get('imports', []))
     if PLUGIN not in imports:
@@ -138,19 +146,54 @@ def _check_not_yolor(module_cfg: dict, path: str, source: str) -> None:
                             f'form already')
 
 
-def _wrap_neck(model: dict, wrapper: dict, source: str) -> None:
+def _wrap_features(model: dict, alignment: dict, placement: str, path: str,
+                   source: str) -> None:
+    """Wrap the neck (a neck list as a whole) in ``YOLORNeck``; without a
+    neck, the backbone in ``YOLORBackbone``."""
     neck = model.get('neck')
-    if not neck:
+    if neck:
+        necks = neck if isinstance(neck, list) else [neck]
+        for item in necks:
+            _check_not_yolor(item, f'{path}.neck', source)
+        if placement != 'outputs':
+            _check_output_convs(necks, path, source)
+            alignment['placement'] = placement
+        model['neck'] = ConfigDict(type='YOLORNeck', neck=neck, **alignment)
+        return
+    backbone = model.get('backbone')
+    if not backbone:
         raise YolorizeError(
-            f'yolorize: model in {source} has no neck; YOLOR feature '
-            f'alignment wraps the neck outputs. Use feature_alignment=False '
+            f'yolorize: {path} in {source} has neither a neck nor a '
+            f'backbone for feature alignment. Use feature_alignment=False '
             f'(tools: --yolor pr) to add prediction refinement only.')
-    if isinstance(neck, list):
-        _check_not_yolor(neck[-1], 'model.neck[-1]', source)
-        neck[-1] = ConfigDict(wrapper, neck=neck[-1])
-    else:
-        _check_not_yolor(neck, 'model.neck', source)
-        model['neck'] = ConfigDict(wrapper, neck=neck)
+    _check_not_yolor(backbone, f'{path}.backbone', source)
+    if placement != 'outputs':
+        raise YolorizeError(
+            f"yolorize: alignment placement {placement!r} puts the implicits "
+            f"on a neck's output convs, but {path} in {source} has no neck. "
+            f"Use the default placement (not --yolor foldable).")
+    model['backbone'] = ConfigDict(
+        type='YOLORBackbone', backbone=backbone, **alignment)
+
+
+def _check_output_convs(necks: List[dict], path: str, source: str) -> None:
+    """The output-convs placement needs one neck whose output convs are
+    known (FPN and its subclasses)."""
+    neck_type = _resolve(necks[-1], f'{path}.neck', source)
+    if len(necks) > 1 or find_output_convs(neck_type) is None:
+        raise YolorizeError(
+            f'yolorize: the foldable placement puts the implicits on the '
+            f'output convs of an FPN, and {path}.neck in {source} is '
+            f'{" + ".join(str(n["type"]) for n in necks)}. Use the default '
+            f'placement (--yolor all), whose neck implicits fold where they '
+            f'can.')
+
+
+def _resolve(module_cfg: dict, path: str, source: str) -> type:
+    try:
+        return resolve_type(module_cfg, 'yolorize')
+    except (KeyError, TypeError) as error:
+        raise YolorizeError(f'{path} in {source}: {error}') from None
 
 
 def _wrap_heads(parent: dict, wrapper: dict, path: str, source: str) -> None:
@@ -168,23 +211,25 @@ def _wrap_heads(parent: dict, wrapper: dict, path: str, source: str) -> None:
 
 
 def _wrap_head(head: dict, wrapper: dict, path: str, source: str) -> dict:
+    """``YOLORHead`` around ``head``; a RoI head's heads are wrapped in it,
+    and heads that predict nothing are left as they are."""
     _check_not_yolor(head, path, source)
-    try:
-        head_type = resolve_type(head, 'yolorize')
-    except (KeyError, TypeError) as error:
-        raise YolorizeError(f'{path} in {source}: {error}') from None
-    entry = find_prediction_layers(head_type)
-    if entry is not None:
-        if not entry.names:
-            return head
-        return ConfigDict(copy.deepcopy(wrapper), head=head)
+    head_type = _resolve(head, path, source)
     if issubclass(head_type, BaseRoIHead):
         _wrap_heads(head, wrapper, path, source)
         return head
-    raise YolorizeError(f'yolorize: {path} in {source}: ' +
-                        unsupported_head_message(head_type) +
-                        ' Or use prediction_refinement=False (tools: '
-                        '--yolor fa) to add feature alignment only.')
+    if predicts_nothing(head_type):
+        return head
+    return ConfigDict(copy.deepcopy(wrapper), head=head)
+
+
+def predicts_nothing(head_type: type) -> bool:
+    """Heads without prediction layers: those whose ``PREDICTION_LAYERS``
+    entry is empty (``EmbeddingRPNHead``) and the parameter-free panoptic
+    fusion heads."""
+    entry = table_entry(head_type)
+    return (entry is not None and not entry.names) or issubclass(
+        head_type, BasePanopticFusionHead)
 
 
 def unyolorize(cfg: Config) -> Config:
@@ -220,6 +265,8 @@ def _unwrap(value):
         return value
     if value.get('type') == 'YOLORNeck':
         return _unwrap(value['neck'])
+    if value.get('type') == 'YOLORBackbone':
+        return _unwrap(value['backbone'])
     if value.get('type') == 'YOLORHead':
         return _unwrap(value['head'])
     return ConfigDict({key: _unwrap(item) for key, item in value.items()})

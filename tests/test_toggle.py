@@ -2,6 +2,7 @@
 import pytest
 from mmdet.registry import MODELS
 from mmengine.config import Config
+from mmengine.hub import get_config as get_mmdet_config
 from mmengine.optim import build_optim_wrapper
 
 from mmdet_yolor import yolorize
@@ -92,30 +93,51 @@ def test_implicit_parameters_get_no_weight_decay():
     assert decay['bbox_head.conv_cls.weight'] == 1e-4
 
 
-def test_config_without_neck_is_refused(tmp_path):
+def test_config_without_neck_aligns_the_backbone_outputs(tmp_path):
     config = tmp_path / 'no_neck.py'
+    config.write_text("model = dict(type='CornerNet', "
+                      "backbone=dict(type='HourglassNet'), "
+                      "bbox_head=dict(type='CornerHead', num_classes=3))")
+    cfg = Config.fromfile(str(config))
+    model = yolorize(cfg).model
+    assert model.backbone.type == 'YOLORBackbone'
+    assert model.backbone.backbone == dict(type='HourglassNet')
+    assert model.bbox_head.type == 'YOLORHead'
+    assert unyolorize(yolorize(cfg)).model == cfg.model
+    with pytest.raises(
+            YolorizeError,
+            match=r"placement 'output_convs' .* has no neck.*not --yolor "
+            'foldable'):
+        yolorize(cfg, foldable=True)
+
+
+def test_config_without_neck_or_backbone_is_refused(tmp_path):
+    config = tmp_path / 'headless.py'
     config.write_text("model = dict(type='SingleStageDetector', "
                       "bbox_head=dict(type='FCOSHead'))")
     cfg = Config.fromfile(str(config))
     with pytest.raises(
             YolorizeError,
-            match='model in .*no_neck.py has no '
-            r'neck.*--yolor pr'):
+            match='model in .*headless.py has neither a neck nor a '
+            r'backbone.*--yolor pr'):
         yolorize(cfg)
     assert yolorize(cfg, feature_alignment=False).model.bbox_head.type == \
         'YOLORHead'
 
 
-def test_unsupported_head_is_refused():
-    cfg = get_config('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
-    cfg.model.rpn_head.type = 'CenterNetHead'
-    with pytest.raises(YolorizeError) as error:
-        yolorize(cfg)
-    message = str(error.value)
-    assert message.startswith(
-        'yolorize: model.rpn_head in ') and 'faster-rcnn_r50' in message
-    assert "head type 'CenterNetHead'" in message
-    assert 'PREDICTION_LAYERS' in message and '--yolor fa' in message
+def test_every_head_is_wrapped_and_heads_without_predictions_are_not():
+    cfg = get_config('sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py')
+    cfg.model.rpn_head.type = 'CenterNetHead'  # any head type is wrapped
+    model = yolorize(cfg).model
+    assert model.rpn_head.type == 'YOLORHead'
+    assert all(head.type == 'YOLORHead' for head in model.roi_head.bbox_head)
+    cfg = get_config('sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py')
+    assert yolorize(cfg).model.rpn_head.type == 'EmbeddingRPNHead'
+    panoptic = get_mmdet_config(
+        'mmdet::panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py')
+    model = yolorize(panoptic).model
+    assert model.semantic_head.type == 'YOLORHead'
+    assert model.panoptic_fusion_head.type == 'HeuristicFusionHead'
 
 
 def test_unknown_head_type_is_refused():
@@ -134,14 +156,34 @@ def test_yolor_config_is_refused():
         yolorize(cfg)
 
 
-def test_neck_list_wraps_the_last_neck():
+def test_neck_list_is_wrapped_as_a_whole():
     cfg = get_config('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py')
-    cfg.model.neck = [
-        cfg.model.neck,
-        dict(type='BFP', in_channels=256, num_levels=5)
-    ]
+    necks = [cfg.model.neck, dict(type='BFP', in_channels=256, num_levels=5)]
+    cfg.model.neck = necks
     neck = yolorize(cfg).model.neck
-    assert neck[0].type == 'FPN' and neck[1].type == 'YOLORNeck'
+    assert neck.type == 'YOLORNeck' and neck.neck == necks
+    with pytest.raises(
+            YolorizeError, match='output convs of an FPN.*FPN \\+ BFP'):
+        yolorize(cfg, foldable=True)
+
+
+def test_foldable_placement_needs_an_fpn():
+    cfg = get_mmdet_config('mmdet::detr/detr_r50_8xb2-500e_coco.py')
+    with pytest.raises(
+            YolorizeError,
+            match='output convs of an FPN, and model.neck .* is '
+            r'ChannelMapper.*--yolor all'):
+        yolorize(cfg, foldable=True)
+    assert yolorize(cfg).model.neck.type == 'YOLORNeck'
+
+
+def test_detector_held_by_a_wrapper_is_yolorized():
+    cfg = get_config('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    detector = cfg.model
+    cfg.model = dict(type='SoftTeacher', detector=detector)
+    model = yolorize(cfg).model
+    assert model.detector.neck.type == 'YOLORNeck'
+    assert model.detector.rpn_head.type == 'YOLORHead'
 
 
 @pytest.mark.parametrize('baseline,yolor', SEED_CONFIGS)

@@ -34,14 +34,15 @@ def fuse_checkpoint(cfg: Config, checkpoint: str,
     model.eval()
     report = fold_implicit(model)
     if report.complete:
-        strip_folded(model, report)
+        strip_folded(model)
         config = osp.splitext(out)[0] + '.py'
         unyolorize(cfg).dump(config)
     else:
         config = cfg.filename
     meta = dict(source.get('meta', {}))
     meta.pop('message_hub', None)
+    # the file name only: an absolute path says nothing on another machine
     meta['mmdet_yolor'] = dict(
-        fused_from=osp.abspath(checkpoint), complete=report.complete)
+        fused_from=osp.basename(checkpoint), complete=report.complete)
     torch.save(dict(state_dict=model.state_dict(), meta=meta), out)
     return report, config

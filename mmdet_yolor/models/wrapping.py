@@ -1,5 +1,5 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-"""Build an mmdet module as a subclass that mixes YOLOR behaviour in.
+"""Give an mmdet module YOLOR behaviour by subclassing its type with a mixin.
 
 The YOLOR wrappers must keep every state-dict key of the module they wrap (so
 a baseline checkpoint loads unchanged) and must stay instances of the wrapped
@@ -7,12 +7,39 @@ type (mmdet checks ``isinstance`` and calls head methods directly). Holding
 the module as a child would rename its keys (``neck.neck.*``), so instead the
 wrapped type is subclassed with a mixin: ``FPN`` becomes ``YOLORFPN(
 YOLORNeckMixin, FPN)``, which adds implicit modules as new keys only.
+
+:func:`mix_into` turns a module into its ``YOLOR<Type>`` in place (a head's
+prediction ``Conv2d`` becomes a ``YOLORConv2d`` whose forward applies the
+implicits), :func:`unmix` turns it back, and :func:`build_with_mixin` builds
+a configured neck, head or backbone exactly as mmdet would and then mixes
+in: its ``__init__`` runs as the configured type's (``DETRHead`` checks
+``self.__class__ is DETRHead``).
+
+The generated classes are not importable by name, so every mixin derives
+from :class:`YOLORMixin`, whose ``__reduce_ex__`` rebuilds the class from its
+mixin and base: models pickle, ``torch.save`` and ``copy.deepcopy`` (EMA).
 """
 from typing import Dict, Tuple, Type
 
 from mmdet.registry import MODELS
+from torch import nn
 
 _SUBCLASSES: Dict[Tuple[type, type], type] = {}
+
+
+class YOLORMixin:
+    """Base of the mixins: makes the generated ``YOLOR<Type>`` classes
+    picklable."""
+
+    def __reduce_ex__(self, protocol):
+        mixin, base = type(self).__bases__
+        return _new_mixed, (mixin, base), self.__dict__
+
+
+def _new_mixed(mixin: type, base: type):
+    """An empty instance of ``YOLOR<base>``; unpickling fills its state."""
+    cls = subclass_with_mixin(base, mixin)
+    return cls.__new__(cls)
 
 
 def resolve_type(cfg: dict, wrapper: str) -> type:
@@ -36,8 +63,10 @@ def resolve_type(cfg: dict, wrapper: str) -> type:
     return module_cls
 
 
-def subclass_with_mixin(base: type, mixin: type) -> Type:
+def subclass_with_mixin(base: type, mixin: Type[YOLORMixin]) -> type:
     """Return the cached class ``YOLOR<base>(mixin, base)``."""
+    if issubclass(base, mixin):
+        raise TypeError(f'{base.__name__} has {mixin.__name__} already')
     key = (mixin, base)
     if key not in _SUBCLASSES:
         _SUBCLASSES[key] = type(
@@ -48,18 +77,28 @@ def subclass_with_mixin(base: type, mixin: type) -> Type:
     return _SUBCLASSES[key]
 
 
-def build_with_mixin(cfg: dict, mixin: type, wrapper: str):
-    """Build the module configured by ``cfg`` as ``YOLOR<type>``, its class
-    subclassed with ``mixin``. The mixin must not define ``__init__``."""
-    base = resolve_type(cfg, wrapper)
-    kwargs = {
-        key: value
-        for key, value in cfg.items() if key not in ('type', '_scope_')
-    }
-    return subclass_with_mixin(base, mixin)(**kwargs)
+def build_with_mixin(cfg: dict, mixin: Type[YOLORMixin],
+                     wrapper: str) -> nn.Module:
+    """Build the module configured by ``cfg`` and mix ``mixin`` into it
+    (:func:`mix_into`)."""
+    resolve_type(cfg, wrapper)  # a clear error for unknown types
+    return mix_into(MODELS.build(cfg), mixin)
 
 
-def wrapped_type(module) -> type:
-    """The configured type of a module built by :func:`build_with_mixin`
-    (``FPN`` for a ``YOLORFPN``)."""
+def mix_into(module: nn.Module, mixin: Type[YOLORMixin]) -> nn.Module:
+    """Turn ``module`` into a ``YOLOR<type>`` with ``mixin``, in place: its
+    parameters, children and keys stay; only its class changes."""
+    module.__class__ = subclass_with_mixin(type(module), mixin)
+    return module
+
+
+def unmix(module: nn.Module) -> nn.Module:
+    """Undo :func:`mix_into`: ``module`` is of its original type again."""
+    module.__class__ = wrapped_type(module)
+    return module
+
+
+def wrapped_type(module: nn.Module) -> type:
+    """The type a ``YOLOR<Type>`` module was made from (``FPN`` for a
+    ``YOLORFPN``)."""
     return type(module).__bases__[1]

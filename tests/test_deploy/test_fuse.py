@@ -6,15 +6,16 @@ import torch
 from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
 from torch import nn
-from torch.utils._pytree import tree_leaves
 
 from mmdet_yolor import fuse_implicit, yolorize
-from mmdet_yolor.deploy import fold_implicit
-from mmdet_yolor.deploy.fuse import (fold_add_into_consumer,
-                                     fold_add_into_producer,
-                                     fold_multiply_into_producer)
+from mmdet_yolor.deploy import fold_implicit, strip_folded
 from mmdet_yolor.models.layers import BaseImplicit
-from mmdet_yolor.testing import get_config, shrink_backbone
+from mmdet_yolor.models.layers.folding import (fold_add_into_consumer,
+                                               fold_add_into_producer,
+                                               fold_multiply_into_producer)
+from mmdet_yolor.testing import (assert_close_stages, get_config,
+                                 randomise_implicits, shrink_backbone,
+                                 stage_outputs)
 
 DETECTORS = {
     'faster_rcnn': 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
@@ -23,18 +24,12 @@ DETECTORS = {
     'fcos': 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
     'atss': 'atss/atss_r50_fpn_1x_coco.py',
 }
-
-
-@torch.no_grad()
-def randomise_implicits(model, seed=0):
-    """Non-trivial implicit values: far from the identity."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, BaseImplicit):
-            assert module.form == 'vector'
-            module.implicit.copy_(
-                module.offset +
-                0.3 * torch.randn(module.channels, generator=generator))
+# The YOLOR placements of the tools and wrappers, as yolorize arguments.
+PLACEMENTS = {
+    'all': dict(),
+    'foldable': dict(foldable=True),
+    'share_across_levels': dict(share_across_levels=True),
+}
 
 
 def build_yolor(name, **yolorize_kwargs):
@@ -44,17 +39,6 @@ def build_yolor(name, **yolorize_kwargs):
     model.init_weights()
     randomise_implicits(model)
     return model.eval()
-
-
-def tensor_outputs(model, data):
-    with torch.no_grad():
-        return tree_leaves(model(**data, mode='tensor'))
-
-
-def assert_close_outputs(expected, actual):
-    assert len(expected) == len(actual) > 0
-    for e, a in zip(expected, actual):
-        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4 * e.abs().max())
 
 
 def inputs(model, name):
@@ -85,10 +69,10 @@ DEFAULT_FOLDS = {
 def test_default_placement_folds_what_is_exact(name):
     model = build_yolor(name)
     data = inputs(model, name)
-    expected = tensor_outputs(model, data)
+    expected, proposals = stage_outputs(model, data)
     report = fold_implicit(copy.deepcopy(model))
     fuse_implicit(model)
-    assert_close_outputs(expected, tensor_outputs(model, data))
+    assert_close_stages(expected, stage_outputs(model, data, proposals)[0])
 
     levels, heads_fold = DEFAULT_FOLDS[name]
     neck_sites = [s for s in report.sites if s.name.startswith('neck.')]
@@ -102,6 +86,18 @@ def test_default_placement_folds_what_is_exact(name):
         n for n, m in model.named_modules() if isinstance(m, BaseImplicit)
     ]
     assert len(remaining) == sum(not s.folded for s in report.sites)
+
+
+def test_stage_outputs_catch_a_wrong_fold():
+    # the stage-wise comparison still sees a fold that is off by 1e-3
+    model = build_yolor('faster_rcnn')
+    data = inputs(model, 'faster_rcnn')
+    expected, proposals = stage_outputs(model, data)
+    fuse_implicit(model)
+    with torch.no_grad():
+        model.roi_head.bbox_head.fc_cls.bias.add_(1e-3)
+    with pytest.raises(AssertionError):
+        assert_close_stages(expected, stage_outputs(model, data, proposals)[0])
 
 
 def test_kept_sites_say_why():
@@ -122,17 +118,48 @@ def test_kept_sites_say_why():
 def test_foldable_placement_folds_completely_into_the_baseline(name):
     model = build_yolor(name, foldable=True)
     data = inputs(model, name)
-    expected = tensor_outputs(model, data)
+    expected, proposals = stage_outputs(model, data)
     fuse_implicit(model)
     state = model.state_dict()
     assert not [key for key in state if 'implicit' in key]
+    # every YOLOR layer is of its plain mmdet type again
+    assert not [m for m in model.modules() if 'YOLORConv' in type(m).__name__]
 
     # the folded weights load into the plain baseline model
     baseline = MODELS.build(shrink_backbone(get_config(DETECTORS[name]).model))
     baseline.load_state_dict(state, strict=True)
     baseline.eval()
     assert not any(isinstance(m, BaseImplicit) for m in baseline.modules())
-    assert_close_outputs(expected, tensor_outputs(baseline, data))
+    assert_close_stages(expected, stage_outputs(baseline, data, proposals)[0])
+
+
+@pytest.mark.parametrize('placement', PLACEMENTS)
+@pytest.mark.parametrize('name', DETECTORS)
+def test_fusing_twice_changes_nothing_more(name, placement):
+    model = build_yolor(name, **PLACEMENTS[placement])
+    data = inputs(model, name)
+    fuse_implicit(model)
+    once, proposals = stage_outputs(model, data)
+    report = fold_implicit(model)
+    assert not [site for site in report.sites if site.folded]
+    fuse_implicit(model)
+    twice = stage_outputs(model, data, proposals)[0]
+    assert once.keys() == twice.keys()
+    for stage in once:
+        for a, b in zip(once[stage], twice[stage]):
+            assert torch.equal(a, b), stage
+
+
+def test_folding_without_strip_twice_folds_once():
+    model = build_yolor('sparse_rcnn')
+    data = inputs(model, 'sparse_rcnn')
+    expected, proposals = stage_outputs(model, data)
+    first = fold_implicit(model)
+    assert first.complete and first.sites
+    assert fold_implicit(model).sites == []  # nothing folded twice
+    assert_close_stages(expected, stage_outputs(model, data, proposals)[0])
+    strip_folded(model)
+    assert not any(isinstance(m, BaseImplicit) for m in model.modules())
 
 
 def test_rules_on_single_layers():
@@ -158,13 +185,24 @@ def test_rules_on_single_layers():
     torch.testing.assert_close(conv(x), expected)
 
 
-def test_fusing_twice_changes_nothing_more():
-    for yolorize_kwargs in (dict(), dict(foldable=True)):
-        model = build_yolor('faster_rcnn', **yolorize_kwargs)
-        data = inputs(model, 'faster_rcnn')
-        fuse_implicit(model)
-        once = tensor_outputs(model, data)
-        report = fold_implicit(model)
-        assert all(not site.folded for site in report.sites)
-        fuse_implicit(model)
-        assert_close_outputs(once, tensor_outputs(model, data))
+def test_rules_on_grouped_transposed_and_1d_layers():
+    torch.manual_seed(0)
+    # a grouped transposed conv (Grid R-CNN's deconv2): scale its outputs
+    deconv = nn.ConvTranspose2d(6, 4, 4, stride=2, padding=1, groups=2)
+    x, m = torch.randn(2, 6, 5, 5), torch.randn(4)
+    expected = m.view(1, 4, 1, 1) * deconv(x)
+    fold_multiply_into_producer(deconv, m)
+    torch.testing.assert_close(deconv(x), expected)
+    # a grouped 1x1 conv: the add folds group by group
+    conv = nn.Conv2d(6, 4, 1, groups=2)
+    a = torch.randn(6)
+    expected = conv(x + a.view(1, 6, 1, 1))
+    fold_add_into_consumer(conv, a)
+    torch.testing.assert_close(conv(x), expected)
+    # a 1x1 Conv1d (PointRend's point head)
+    conv = nn.Conv1d(6, 3, 1)
+    points = torch.randn(2, 6, 7)
+    expected = m[:3].view(1, 3, 1) * conv(points + a.view(1, 6, 1))
+    fold_add_into_consumer(conv, a)
+    fold_multiply_into_producer(conv, m[:3])
+    torch.testing.assert_close(conv(points), expected)

@@ -110,3 +110,6 @@ def test_partial_fold_loads_into_the_yolor_config(tiny_config, run_tool,
     assert f'loads into {config} with --yolor all' in result.stdout
     cfg = yolorize(Config.fromfile(config))
     assert_close(yolor_outputs(cfg, trained), yolor_outputs(cfg, out))
+    # the source is named by its file, not by a path of this machine
+    meta = torch.load(out, weights_only=True)['meta']['mmdet_yolor']
+    assert meta == dict(fused_from='epoch_1.pth', complete=False)

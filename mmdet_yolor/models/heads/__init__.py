@@ -1,8 +1,13 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-from .yolor_head import (PREDICTION_LAYERS, PredictionLayers, build_yolor_head,
-                         find_prediction_layers)
+from .prediction_layers import (PREDICTION_LAYERS, PredictionLayers,
+                                PredictionSite, find_prediction_layers,
+                                search_prediction_layers)
+from .refinement import PredictionRefinementMixin, attach_prediction_refinement
+from .yolor_head import YOLORHeadMixin, build_yolor_head, head_num_levels
 
 __all__ = [
-    'build_yolor_head', 'PREDICTION_LAYERS', 'PredictionLayers',
-    'find_prediction_layers'
+    'build_yolor_head', 'YOLORHeadMixin', 'PREDICTION_LAYERS',
+    'PredictionLayers', 'PredictionSite', 'find_prediction_layers',
+    'search_prediction_layers', 'PredictionRefinementMixin',
+    'attach_prediction_refinement', 'head_num_levels'
 ]

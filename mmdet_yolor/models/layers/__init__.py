@@ -1,8 +1,9 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
+from .folding import FoldableMixin, FoldSite
 from .implicit import (IMPLICIT_FORMS, IMPLICIT_OPERATORS, BaseImplicit,
                        ImplicitA, ImplicitC, ImplicitM, build_implicit)
 
 __all__ = [
     'BaseImplicit', 'ImplicitA', 'ImplicitM', 'ImplicitC', 'build_implicit',
-    'IMPLICIT_FORMS', 'IMPLICIT_OPERATORS'
+    'IMPLICIT_FORMS', 'IMPLICIT_OPERATORS', 'FoldableMixin', 'FoldSite'
 ]

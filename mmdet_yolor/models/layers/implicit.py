@@ -80,6 +80,9 @@ class BaseImplicit(BaseModule):
             raise ValueError(f'{type(self).__name__}: init must be one of '
                              f'{IMPLICIT_INITS}, got {init!r}')
         self.channels = channels
+        # Set once the value was folded into a neighbouring layer: folding
+        # it again would apply it twice.
+        self.folded = False
         self.form = form
         self.init = init
         self.std = std
@@ -124,13 +127,24 @@ class BaseImplicit(BaseModule):
 
     @torch.no_grad()
     def make_identity(self) -> None:
-        """Make ``g`` exactly ``offset`` (its value was folded elsewhere)."""
+        """Make ``g`` exactly ``offset`` (add 0, multiply 1)."""
         if self.form == 'vector':
             self.implicit.fill_(self.offset)
         elif self.form == 'nn':
             self.projection.zero_()
         else:
             self.coefficients.zero_()
+
+    def value(self) -> Tensor:
+        """``g(z)`` as a constant, shape ``(channels, )``, for folding."""
+        return self.representation().detach()
+
+    def mark_folded(self) -> None:
+        """Record that a neighbouring layer absorbed ``g``: make this layer
+        the identity, so the model computes the same outputs, and remember
+        it, so it is neither folded again nor kept by ``strip``."""
+        self.make_identity()
+        self.folded = True
 
     def init_weights(self) -> None:
         """Re-initialise after a parent's ``init_weights``, which may have

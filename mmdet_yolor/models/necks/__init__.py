@@ -1,4 +1,8 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-from .yolor_neck import build_yolor_neck
+from .yolor_neck import (NECK_OUTPUT_CONVS, FeatureAlignmentMixin,
+                         OutputConvAlignmentMixin, build_yolor_neck)
 
-__all__ = ['build_yolor_neck']
+__all__ = [
+    'build_yolor_neck', 'FeatureAlignmentMixin', 'OutputConvAlignmentMixin',
+    'NECK_OUTPUT_CONVS'
+]

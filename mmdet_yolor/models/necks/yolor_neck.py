@@ -1,78 +1,329 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-"""YOLORNeck: implicit feature alignment on every output level of a neck."""
-from typing import List, Optional, Tuple
+"""YOLORNeck: implicit feature alignment on every output level of a neck.
 
+:class:`FeatureAlignmentMixin` adds one implicit layer to each output level
+of the module it is mixed into: a neck here, a backbone for detectors without
+a neck (``mmdet_yolor/models/backbones``). The number of levels and their
+channels are read from the outputs themselves, by running the module once on
+small probe inputs when it is built, so any neck works whatever attributes
+it has. With ``placement='output_convs'`` the implicits sit instead on the
+convs that produce FPN's levels (:class:`OutputConvAlignmentMixin`), where
+every one folds into a conv bias at inference.
+"""
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import torch
+from mmcv.cnn import ConvModule
+from mmdet.models.necks import FPN
 from mmdet.registry import MODELS
+from mmengine.model import Sequential
 from torch import Tensor, nn
 
-from ..layers import BaseImplicit, build_implicit
-from ..wrapping import build_with_mixin, resolve_type
+from ...errors import InputError
+from ..layers import BaseImplicit, ImplicitA, ImplicitM, build_implicit
+from ..layers.folding import (FoldableMixin, FoldSite, fold_add_into_producer,
+                              fold_multiply_into_producer, is_plain)
+from ..wrapping import (build_with_mixin, mix_into, resolve_type, unmix,
+                        wrapped_type)
 
 PLACEMENTS = ('outputs', 'output_convs')
+# Side of the finest level of the probe inputs of a neck, in pixels; each
+# further level halves it, as a backbone's strides do.
+NECK_PROBE_SIZE = 64
+FOLDED_HOW = 'folded into the bias or weight of the conv producing it'
 
 # For placement='output_convs': the attribute holding the convs that produce
 # a neck type's output levels, looked up along the class hierarchy.
-NECK_OUTPUT_CONVS = {
-    'FPN': 'fpn_convs',
+NECK_OUTPUT_CONVS: Dict[type, str] = {
+    FPN: 'fpn_convs',
 }
 
 
 def find_output_convs(neck_type: type) -> Optional[str]:
     """Return the :data:`NECK_OUTPUT_CONVS` entry of ``neck_type`` or of its
     nearest listed base class."""
-    for cls in neck_type.__mro__:
-        if cls.__name__ in NECK_OUTPUT_CONVS:
-            return NECK_OUTPUT_CONVS[cls.__name__]
-    return None
+    return next((NECK_OUTPUT_CONVS[cls]
+                 for cls in neck_type.__mro__ if cls in NECK_OUTPUT_CONVS),
+                None)
 
 
-def _align_output(conv: nn.Module, inputs: tuple, output: Tensor) -> Tensor:
-    """Forward hook of an output conv: ``y -> implicit_alignment(y)``."""
-    return conv.implicit_alignment(output)
+def fold_into_output_conv(conv: nn.Module, implicit: BaseImplicit) -> str:
+    """Fold an alignment on the output of ``conv`` (a ConvModule or conv)
+    into it; return why it cannot be folded, or '' when it was."""
+    if isinstance(conv, ConvModule):
+        if conv.with_norm or conv.with_activation:
+            return 'the output conv has a norm or activation after it'
+        conv = conv.conv
+    if not is_plain(conv):
+        return f'{type(conv).__name__} is not a plain conv'
+    if isinstance(implicit, ImplicitA):
+        fold_add_into_producer(conv, implicit.value())
+    elif isinstance(implicit, ImplicitM):
+        fold_multiply_into_producer(conv, implicit.value())
+    else:
+        return 'concatenation adds channels: no layer to fold into'
+    implicit.mark_folded()
+    return ''
 
 
-class YOLORNeckMixin:
-    """Mixed into a neck type by :func:`build_yolor_neck`; see there."""
+def fpn_level_producers(neck: FPN) -> List[Union[nn.Module, str]]:
+    """For each output level of an mmdet ``FPN``: the ConvModule producing
+    it when an alignment of that level can move into the conv, else why
+    not.
+
+    A level the FPN reuses to derive the next one (the source of its extra
+    convs or max-pooled levels) cannot change without changing that next
+    level; a max-pooled level has no conv.
+    """
+    used = neck.backbone_end_level - neck.start_level
+    extras = range(used, neck.num_outs)
+    sources = set(range(used, neck.num_outs - 1))
+    if len(extras) and neck.add_extra_convs in (False, 'on_output'):
+        sources.add(used - 1)
+    producers = []
+    for level in range(neck.num_outs):
+        if level in extras and not neck.add_extra_convs:
+            producers.append('max-pooled level: no conv to fold into')
+        elif level in sources:
+            producers.append(
+                f'the FPN derives level {level + 1} from this output')
+        else:
+            producers.append(neck.fpn_convs[level])
+    return producers
+
+
+# How the output levels of a neck type are produced, for folding the
+# alignment of placement='outputs' (looked up along the class hierarchy).
+LEVEL_PRODUCERS: Dict[type, Callable[[nn.Module], list]] = {
+    FPN: fpn_level_producers,
+}
+
+
+class FeatureAlignmentMixin(FoldableMixin):
+    """Mixed into a neck (or backbone) by :func:`build_yolor_neck`: output
+    level ``i`` becomes ``implicit_alignment[i](out_i)``.
+
+    Levels whose implicit was folded hold an ``nn.Identity``.
+    """
 
     def implicit_modules(self) -> List[BaseImplicit]:
-        """The implicit layers of the feature alignment (those not folded
-        away by ``mmdet_yolor.deploy``)."""
-        if self.yolor_placement == 'outputs':
-            candidates = list(self.implicit_alignment)
-        else:
-            candidates = [
-                getattr(conv, 'implicit_alignment', None)
-                for conv in getattr(self, find_output_convs(type(self)))
-            ]
-        return [m for m in candidates if isinstance(m, BaseImplicit)]
+        """The implicit layers of the feature alignment."""
+        return [m for m in self.modules() if isinstance(m, BaseImplicit)]
 
     def init_weights(self) -> None:
-        # as YOLORHead: the implicits keep their own initialisation
+        # the module may initialise every parameter; implicits keep theirs
         super().init_weights()
         for implicit in self.implicit_modules():
             implicit.reset_parameters()
 
-    def forward(self, *args, **kwargs) -> Tuple[Tensor, ...]:
+    def forward(self, *args, **kwargs):
         outs = super().forward(*args, **kwargs)
-        if self.yolor_placement == 'output_convs':
-            return outs  # the output convs aligned their outputs already
-        if len(outs) != len(self.implicit_alignment):
+        alignment = self._modules.get('implicit_alignment')
+        if alignment is None:  # placement='output_convs'
+            return outs
+        if isinstance(outs, Tensor):
+            return alignment[0](outs)
+        if len(outs) != len(alignment):
             raise ValueError(
-                f'{type(self).__name__} was built for'
-                f' {len(self.implicit_alignment)} output levels but the '
-                f'neck returned {len(outs)}; set num_outs of YOLORNeck.')
-        return tuple(
-            implicit(out)
-            for implicit, out in zip(self.implicit_alignment, outs))
+                f'{type(self).__name__} was built for {len(alignment)} '
+                f'output levels but returned {len(outs)}; pass num_outs '
+                f'and out_channels to the YOLOR wrapper.')
+        return type(outs)(implicit(out)
+                          for implicit, out in zip(alignment, outs))
+
+    def fold_implicit(self) -> List[FoldSite]:
+        """Fold what is exact of the alignment of each output level (see
+        :data:`LEVEL_PRODUCERS`); report every level."""
+        alignment = self._modules.get('implicit_alignment')
+        if alignment is None:
+            return []
+        rule = next(
+            (LEVEL_PRODUCERS[cls]
+             for cls in wrapped_type(self).__mro__ if cls in LEVEL_PRODUCERS),
+            None)
+        producers = rule(self) if rule else [
+            f'no folding rule for the outputs of '
+            f'{wrapped_type(self).__name__}'
+        ] * len(alignment)
+        sites = []
+        for level, (implicit,
+                    producer) in enumerate(zip(alignment, producers)):
+            if not isinstance(implicit, BaseImplicit) or implicit.folded:
+                continue
+            why = producer if isinstance(producer, str) else \
+                fold_into_output_conv(producer, implicit)
+            sites.append(
+                FoldSite(f'implicit_alignment.{level}', not why, why
+                         or FOLDED_HOW))
+        return sites
+
+    def strip_folded_implicit(self) -> None:
+        """Replace folded level implicits by ``nn.Identity``."""
+        alignment = self._modules.get('implicit_alignment', ())
+        for level, implicit in enumerate(alignment):
+            if isinstance(implicit, BaseImplicit) and implicit.folded:
+                alignment[level] = nn.Identity()
+
+
+class OutputConvAlignmentMixin(FoldableMixin):
+    """Mixed into a conv producing an output level of a neck
+    (``placement='output_convs'``): ``y -> implicit_alignment(y)``."""
+
+    def forward(self, *args, **kwargs):
+        return self.implicit_alignment(super().forward(*args, **kwargs))
+
+    def fold_implicit(self) -> List[FoldSite]:
+        if self.implicit_alignment.folded:
+            return []
+        why = fold_into_output_conv(self, self.implicit_alignment)
+        return [FoldSite('implicit_alignment', not why, why or FOLDED_HOW)]
+
+    def strip_folded_implicit(self) -> None:
+        if self.implicit_alignment.folded:
+            del self.implicit_alignment
+            unmix(self)
+
+
+class NeckSequence(Sequential):
+    """A list of necks applied in turn, with the keys mmdet gives a neck
+    list (``0.*``, ``1.*``...). Unlike ``Sequential`` it skips the
+    alignment it carries as a child."""
+
+    def forward(self, x):
+        for name, module in self._modules.items():
+            if name != 'implicit_alignment':
+                x = module(x)
+        return x
+
+
+def _build_neck(neck: Union[dict, list]) -> nn.Module:
+    """``YOLOR<NeckType>`` with :class:`FeatureAlignmentMixin`; a list of
+    necks as a ``YOLORNeckSequence``."""
+    if isinstance(neck, (list, tuple)):
+        necks = NeckSequence(*(MODELS.build(cfg) for cfg in neck))
+        return mix_into(necks, FeatureAlignmentMixin)
+    return build_with_mixin(neck, FeatureAlignmentMixin, 'YOLORNeck')
+
+
+def _zeros_pyramid(channels: Sequence[int], size: int) -> List[Tensor]:
+    return [
+        torch.zeros(1, c, max(size >> level, 1), max(size >> level, 1))
+        for level, c in enumerate(channels)
+    ]
+
+
+def neck_probe_inputs(neck_cfg: Union[dict, list]) -> List[list]:
+    """Candidate inputs of a neck, from the ``in_channels`` of (the first
+    of) its config: a pyramid halving from :data:`NECK_PROBE_SIZE` pixels,
+    with the channels as listed, then reversed (``YOLOV3Neck`` lists them
+    deepest first), then after an image (DetectoRS' ``RFP`` also reads the
+    image)."""
+    first = neck_cfg[0] if isinstance(neck_cfg, (list, tuple)) else neck_cfg
+    in_channels = first.get('in_channels')
+    if isinstance(in_channels, int):
+        levels = first.get('num_levels', 1)
+        return [_zeros_pyramid([in_channels] * levels, NECK_PROBE_SIZE)]
+    if not isinstance(in_channels, (list, tuple)):
+        return []
+    pyramid = _zeros_pyramid(in_channels, NECK_PROBE_SIZE)
+    image = torch.zeros(1, 3, NECK_PROBE_SIZE * 4, NECK_PROBE_SIZE * 4)
+    return [
+        pyramid,
+        _zeros_pyramid(in_channels[::-1], NECK_PROBE_SIZE), [image] + pyramid
+    ]
+
+
+@torch.no_grad()
+def probe_output_channels(module: nn.Module, candidates: list) -> List[int]:
+    """Run ``module`` (in eval mode, restored afterwards) on each candidate
+    input (the argument of its forward) until one works; return the
+    channels of each output level.
+
+    Raises:
+        RuntimeError: If no candidate runs, with the last error.
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    errors = []
+    try:
+        for inputs in candidates:
+            try:
+                outs = wrapped_type(module).forward(module, inputs)
+            except Exception as error:  # the input did not fit: next one
+                errors.append(error)
+                continue
+            if isinstance(outs, Tensor):
+                outs = [outs]
+            return [out.shape[1] for out in outs]
+    finally:
+        for m, training in modes:
+            m.training = training
+    # the first candidate is the usual input: its error says most
+    raise RuntimeError(f'{type(errors[0]).__name__}: {errors[0]}' if errors
+                       else 'it has no in_channels to build them from')
+
+
+def attach_alignment(module: nn.Module, channels: List[int], operator: str,
+                     implicit_cfg: dict) -> None:
+    """Give ``module`` (mixed with :class:`FeatureAlignmentMixin`) one
+    implicit per output level of ``channels`` channels (``concat`` appends
+    ``implicit_cfg['channels']``, default the level's channels)."""
+    implicit_cfg = dict(implicit_cfg)
+    concat_channels = implicit_cfg.pop('channels', None)
+    if operator != 'concat' and concat_channels is not None and any(
+            c != concat_channels for c in channels):
+        raise ValueError(f'implicit_cfg channels={concat_channels} must '
+                         f'equal the output channels {channels} for '
+                         f'operator {operator!r} (only concat sets its '
+                         f'own channel count)')
+    module.implicit_alignment = nn.ModuleList(
+        build_implicit(
+            operator, concat_channels or level, dim=1, **implicit_cfg)
+        for level in channels)
+
+
+def output_level_channels(
+        wrapper: str, module: nn.Module, candidates: list,
+        num_outs: Optional[int], out_channels: Union[int, Sequence[int],
+                                                     None]) -> List[int]:
+    """The channels of each output level of ``module``, read from a probe
+    run on ``candidates``; ``num_outs`` (number of levels) and
+    ``out_channels`` (of every level, or of each), where given, take
+    precedence, and when both are given no probe runs.
+
+    Raises:
+        InputError: If the probe fails, saying how to give them instead.
+    """
+    if isinstance(out_channels, (list, tuple)):
+        return list(out_channels)
+    if num_outs is not None and out_channels is not None:
+        return [out_channels] * num_outs
+    try:
+        probed = probe_output_channels(module, candidates)
+    except RuntimeError as error:
+        raise InputError(
+            f'{wrapper} could not tell the output levels of '
+            f'{wrapped_type(module).__name__}: running it on probe inputs '
+            f'built from its in_channels failed ({error}). Pass '
+            f'num_outs=... and out_channels=... to {wrapper}.') from None
+    if out_channels is not None:
+        return [out_channels] * len(probed)
+    if num_outs is not None:
+        return [
+            probed[min(level,
+                       len(probed) - 1)] for level in range(num_outs)
+        ]
+    return probed
 
 
 @MODELS.register_module(name='YOLORNeck')
-def build_yolor_neck(neck: dict,
-                     operator: str = 'add',
-                     implicit_cfg: Optional[dict] = None,
-                     placement: str = 'outputs',
-                     num_outs: Optional[int] = None,
-                     out_channels: Optional[int] = None) -> nn.Module:
+def build_yolor_neck(
+        neck: Union[dict, List[dict]],
+        operator: str = 'add',
+        implicit_cfg: Optional[dict] = None,
+        placement: str = 'outputs',
+        num_outs: Optional[int] = None,
+        out_channels: Union[int, List[int], None] = None) -> nn.Module:
     """Build ``neck`` with YOLOR implicit feature alignment; registered in
     ``MODELS`` as ``'YOLORNeck'``.
 
@@ -80,7 +331,9 @@ def build_yolor_neck(neck: dict,
     implicit layer per level (the paper's feature alignment adds one vector
     per FPN level). The result is an instance of ``YOLOR<NeckType>``, a
     subclass of the configured neck type: every state-dict key of the neck is
-    kept, the implicits add ``implicit_alignment.<level>.*``.
+    kept, the implicits add ``implicit_alignment.<level>.*``. The levels and
+    their channels are read from the neck's outputs on a probe input built
+    from its ``in_channels`` (``num_outs``/``out_channels`` skip the probe).
 
     With ``placement='output_convs'`` the implicits sit instead on the
     outputs of the convs that produce the levels (FPN's ``fpn_convs``, see
@@ -96,13 +349,15 @@ def build_yolor_neck(neck: dict,
         ...     operator='add')
 
     Args:
-        neck (dict): Config of the neck to wrap. Its outputs must be a
-            sequence of ``(N, C, H, W)`` tensors.
+        neck (dict | list[dict]): Config of the neck to wrap, or a list of
+            necks applied in turn (as mmdet's ``neck=[FPN, DyHead]``); the
+            alignment goes on the outputs of the last. Its outputs must be
+            ``(N, C, ...)`` tensors (a sequence of them or one).
         operator (str): ``'add'`` (the paper's feature alignment),
             ``'multiply'`` or ``'concat'``. ``'concat'`` appends
-            ``implicit_cfg['channels']`` (default ``out_channels``) constant
-            channels, so the heads' ``in_channels`` must grow by as much.
-            Defaults to ``'add'``.
+            ``implicit_cfg['channels']`` (default the level's channels)
+            constant channels, so the heads' ``in_channels`` must grow by as
+            much. Defaults to ``'add'``.
         implicit_cfg (dict, optional): Keyword arguments of the implicit
             layers (``form``, ``init``, ``std``, ``prior_dim``,
             ``num_atoms``, and ``channels`` for concat; see
@@ -110,10 +365,10 @@ def build_yolor_neck(neck: dict,
         placement (str): ``'outputs'`` (every output level, any neck) or
             ``'output_convs'`` (on the output convs, for the neck types in
             :data:`NECK_OUTPUT_CONVS`). Defaults to ``'outputs'``.
-        num_outs (int, optional): Number of output levels. Defaults to the
-            neck's ``num_outs`` attribute (FPN, PAFPN, ChannelMapper...).
-        out_channels (int, optional): Channels of every output level.
-            Defaults to the neck's ``out_channels`` attribute.
+        num_outs (int, optional): Number of output levels, with an int
+            ``out_channels``: skips the probe run.
+        out_channels (int | list[int], optional): Channels of every output
+            level, or of each: skips the probe run.
 
     Returns:
         nn.Module: The neck, of type ``YOLOR<NeckType>``.
@@ -121,41 +376,42 @@ def build_yolor_neck(neck: dict,
     if placement not in PLACEMENTS:
         raise ValueError(f'YOLORNeck: placement must be one of {PLACEMENTS}, '
                          f'got {placement!r}')
-    if placement == 'output_convs':
-        if operator == 'concat':
-            raise ValueError("YOLORNeck: placement='output_convs' cannot "
-                             "concat: the neck's own convs consume them")
-        convs_name = find_output_convs(resolve_type(neck, 'YOLORNeck'))
-        if convs_name is None:
-            raise TypeError(
-                f"YOLORNeck: placement='output_convs' does not know the "
-                f"output convs of {neck['type']}; supported: "
-                f"{', '.join(NECK_OUTPUT_CONVS)} (add it to NECK_OUTPUT_CONVS "
-                f"in {__name__.replace('.', '/')}.py) or use "
-                f"placement='outputs'.")
-    module = build_with_mixin(neck, YOLORNeckMixin, 'YOLORNeck')
-    module.yolor_placement = placement
     implicit_cfg = dict(implicit_cfg or {})
     if placement == 'output_convs':
-        for conv in getattr(module, convs_name):
-            conv.implicit_alignment = build_implicit(
-                operator, conv.out_channels, dim=1, **implicit_cfg)
-            conv.register_forward_hook(_align_output)
-        return module
+        return _build_output_conv_alignment(neck, operator, implicit_cfg)
+    module = _build_neck(neck)
+    channels = output_level_channels('YOLORNeck', module,
+                                     neck_probe_inputs(neck), num_outs,
+                                     out_channels)
+    attach_alignment(module, channels, operator, implicit_cfg)
+    return module
 
-    num_outs = num_outs or getattr(module, 'num_outs', None)
-    out_channels = out_channels or getattr(module, 'out_channels', None)
-    if not isinstance(num_outs, int) or not isinstance(out_channels, int):
-        raise ValueError(
-            f'YOLORNeck cannot tell the number of output levels and channels '
-            f'of {neck["type"]} (no integer num_outs/out_channels attribute); '
-            f'pass num_outs=... and out_channels=... to YOLORNeck.')
-    channels = implicit_cfg.pop('channels', out_channels)
-    if operator != 'concat' and channels != out_channels:
-        raise ValueError(f'YOLORNeck: implicit_cfg channels={channels} must '
-                         f'equal the neck out_channels={out_channels} for '
-                         f'operator {operator!r}')
-    module.implicit_alignment = nn.ModuleList(
-        build_implicit(operator, channels, dim=1, **implicit_cfg)
-        for _ in range(num_outs))
+
+def _build_output_conv_alignment(neck: dict, operator: str,
+                                 implicit_cfg: dict) -> nn.Module:
+    where = "YOLORNeck(placement='output_convs')"
+    if operator == 'concat':
+        raise ValueError(f"{where} cannot concat: the neck's own convs "
+                         f'consume the aligned outputs; use add or multiply')
+    if 'channels' in implicit_cfg:
+        raise ValueError(f'{where}: implicit_cfg has channels='
+                         f"{implicit_cfg['channels']}, but each implicit "
+                         f"takes its output conv's channels; remove "
+                         f"'channels' (it only sets the width of concat)")
+    if isinstance(neck, (list, tuple)):
+        raise ValueError(f'{where} wraps one neck, got a list of '
+                         f"{len(neck)}; use placement='outputs'")
+    convs_name = find_output_convs(resolve_type(neck, 'YOLORNeck'))
+    if convs_name is None:
+        raise TypeError(
+            f'{where} does not know the output convs of {neck["type"]}; '
+            f'supported: '
+            f'{", ".join(cls.__name__ for cls in NECK_OUTPUT_CONVS)} and '
+            f'their subclasses (add an entry to NECK_OUTPUT_CONVS in '
+            f"{__name__.replace('.', '/')}.py) or use placement='outputs'.")
+    module = build_with_mixin(neck, FeatureAlignmentMixin, 'YOLORNeck')
+    for conv in getattr(module, convs_name):
+        conv.implicit_alignment = build_implicit(
+            operator, conv.out_channels, dim=1, **implicit_cfg)
+        mix_into(conv, OutputConvAlignmentMixin)
     return module

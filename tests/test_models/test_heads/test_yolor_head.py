@@ -6,7 +6,6 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import ConfigDict
 
-from mmdet_yolor.models.heads import PREDICTION_LAYERS, find_prediction_layers
 from mmdet_yolor.models.layers import ImplicitA, ImplicitM
 
 FPN_STRIDES = [8, 16, 32, 64, 128]
@@ -187,50 +186,105 @@ def test_paper_init_changes_outputs_and_gets_gradients(name):
                                   for g in implicit_grads)
 
 
+# The prediction layers of each head type and whether the head applies them
+# to every pyramid level in turn.
+PREDICTION_LAYER_NAMES = {
+    'RPNHead': (('rpn_cls', 'rpn_reg'), True),
+    'RetinaHead': (('retina_cls', 'retina_reg'), True),
+    'FCOSHead': (('conv_cls', 'conv_reg', 'conv_centerness'), True),
+    'ATSSHead': (('atss_cls', 'atss_reg', 'atss_centerness'), True),
+    'Shared2FCBBoxHead': (('fc_cls', 'fc_reg'), False),
+    'FCNMaskHead': (('conv_logits', ), False),
+    'DIIHead': (('fc_cls', 'fc_reg'), False),
+}
+
+
 @pytest.mark.parametrize('name', HEADS)
 def test_prediction_layers_follow_idetect_pattern(name):
-    """Each prediction layer computes ImplicitM(layer(ImplicitA(x)))."""
+    """Each prediction layer computes ImplicitM(layer(ImplicitA(x))), one
+    pair per level where the head shares the layer across levels."""
     _, yolor = build_pair(name)
-    entry = find_prediction_layers(type(yolor))
-    levels = 5 if entry.shared_across_levels else 1
-    for layer_name in entry.names:
-        layer = getattr(yolor, layer_name)
+    names, shared = PREDICTION_LAYER_NAMES[name]
+    assert yolor.refined_layers() == [getattr(yolor, n) for n in names]
+    for layer in yolor.refined_layers():
+        assert type(
+            layer).__name__ == f'YOLOR{type(layer).__bases__[1].__name__}'
+        levels = len(FPN_STRIDES) if shared else 1
         assert len(layer.implicit_a) == len(layer.implicit_m) == levels
         assert all(isinstance(m, ImplicitA) for m in layer.implicit_a)
         assert all(isinstance(m, ImplicitM) for m in layer.implicit_m)
         x = torch.randn(3, layer.implicit_a[0].channels, 4, 4)
         if isinstance(layer, torch.nn.Linear):
             x = x[..., 0, 0]
-        layer.implicit_level = 0
         with torch.no_grad():
             expected = layer.implicit_m[0](
                 torch.nn.functional.linear(layer.implicit_a[0]
                                            (x), layer.weight, layer.bias)
                 if isinstance(layer, torch.nn.Linear) else layer._conv_forward(
                     layer.implicit_a[0](x), layer.weight, layer.bias))
-            assert torch.allclose(layer(x), expected)
+            assert torch.allclose(layer(x), expected)  # first call: level 0
+        layer.yolor_calls = 0
 
 
 @pytest.mark.parametrize('name', ['FCOSHead', 'RPNHead', 'ATSSHead'])
 def test_shared_head_uses_one_implicit_per_level(name):
     _, yolor = build_pair(name, implicit_cfg=dict(init='identity'))
-    cls_layer = getattr(yolor, find_prediction_layers(type(yolor)).names[0])
+    cls_layer = getattr(yolor, PREDICTION_LAYER_NAMES[name][0][0])
     with torch.no_grad():
         cls_layer.implicit_m[2].implicit.zero_()
         cls_scores = yolor(*head_inputs(name))[0]
     assert torch.count_nonzero(cls_scores[2]) == 0
     assert all(
         torch.count_nonzero(cls_scores[level]) > 0 for level in (0, 1, 3, 4))
-    # forward called directly (mmdet's `_forward`) restarts at level 0
+    # every forward starts at level 0 again
     with torch.no_grad():
         again = yolor.forward(*head_inputs(name))[0]
     assert torch.count_nonzero(again[2]) == 0
+
+
+def test_interrupted_forward_starts_again_at_level_0():
+    _, yolor = build_pair('FCOSHead', implicit_cfg=dict(init='identity'))
+    features = head_inputs('FCOSHead')[0]
+    broken = features[:2] + (torch.randn(2, 3, 4, 4), ) + features[3:]
+    with pytest.raises(RuntimeError):
+        yolor(broken)  # fails at level 2, after two calls of conv_cls
+    assert yolor.conv_cls.yolor_calls == 0
+    with torch.no_grad():
+        yolor.conv_cls.implicit_m[0].implicit.zero_()
+        scores = yolor(features)[0]
+    assert torch.count_nonzero(scores[0]) == 0
+    assert torch.count_nonzero(scores[1]) > 0
+
+
+def test_levels_that_do_not_match_the_calls_are_an_error():
+    _, yolor = build_pair('FCOSHead')
+    features = head_inputs('FCOSHead')[0]
+    # three levels into a head built for five: conv_cls ran 3 of 5 times
+    with pytest.raises(
+            RuntimeError,
+            match=r'FCOSHead.conv_cls has implicits for 5 pyramid levels but '
+            r'ran 3 times in this forward of FCOSHead.*'
+            r'share_across_levels=True'):
+        yolor(features[:3])
+    # a stray sixth call within one forward
+    with pytest.raises(
+            RuntimeError,
+            match=r'FCOSHead.conv_cls has implicits for 5 pyramid levels but '
+            r'was called a 6th time in one forward.*not re-entrant'):
+        for _ in range(6):
+            yolor.conv_cls(torch.randn(1, 32, 4, 4))
+    yolor.conv_cls.yolor_calls = 0
+    # no stale count: the next forward works
+    assert len(yolor(features)[0]) == 5
 
 
 def test_share_across_levels_uses_one_pair():
     _, yolor = build_pair('FCOSHead', share_across_levels=True)
     assert len(yolor.conv_cls.implicit_a) == 1
     assert len(yolor.conv_cls.implicit_m) == 1
+    # one pair serves any number of calls
+    for _ in range(7):
+        yolor.conv_cls(torch.randn(1, 32, 4, 4))
 
 
 def test_init_cfg_override_does_not_touch_implicits():
@@ -239,6 +293,16 @@ def test_init_cfg_override_does_not_touch_implicits():
     _, yolor = build_pair('FCOSHead', implicit_cfg=dict(form='nn'))
     values = torch.cat([m.representation() for m in yolor.conv_cls.implicit_m])
     assert abs(values.mean().item() - 1) < 0.05
+
+
+def test_init_by_layer_type_still_reaches_refined_layers():
+    # FCOS initialises conv_reg through its layer type ('Conv2d') only:
+    # YOLORConv2d must still match it
+    plain, yolor = build_pair('FCOSHead')
+    torch.manual_seed(3)
+    yolor.conv_reg.weight.data.fill_(1.)
+    yolor.init_weights()
+    assert yolor.conv_reg.weight.std() < 0.02
 
 
 def test_dii_head_keeps_implicit_init():
@@ -261,22 +325,36 @@ def test_injected_head_kwargs_reach_the_head():
     assert head.train_cfg.allowed_border == -1
 
 
-def test_unsupported_head_is_refused_with_guidance():
-    with pytest.raises(TypeError) as error:
-        MODELS.build(
-            dict(
-                type='YOLORHead',
-                head=dict(
-                    type='CenterNetHead',
-                    in_channels=8,
-                    feat_channels=8,
-                    num_classes=3)))
-    message = str(error.value)
-    assert "head type 'CenterNetHead'" in message
-    for supported in PREDICTION_LAYERS:
-        assert supported in message
-    assert 'PREDICTION_LAYERS in mmdet_yolor/models/heads/yolor_head.py' \
-        in message
+def test_head_without_prediction_layers_gets_no_implicits(caplog):
+    head = MODELS.build(
+        dict(
+            type='YOLORHead',
+            head=dict(
+                type='EmbeddingRPNHead',
+                num_proposals=4,
+                proposal_feature_channel=8)))
+    assert type(head).__name__ == 'YOLOREmbeddingRPNHead'
+    assert not head.refined_layers() and not list(head.implicit_modules())
+
+
+def test_head_is_built_as_its_own_type_first():
+    # DETRHead applies its class weights only when `self.__class__ is
+    # DETRHead`: the wrapper must build the head as a DETRHead
+    head = MODELS.build(
+        dict(
+            type='YOLORHead',
+            head=dict(
+                type='DETRHead',
+                num_classes=3,
+                embed_dims=16,
+                loss_cls=dict(
+                    type='CrossEntropyLoss',
+                    bg_cls_weight=0.1,
+                    use_sigmoid=False,
+                    loss_weight=1.0,
+                    class_weight=1.0))))
+    assert head.bg_cls_weight == 0.1
+    assert head.loss_cls.class_weight[-1] == pytest.approx(0.1)
 
 
 def test_unknown_head_type_is_refused():
@@ -284,17 +362,8 @@ def test_unknown_head_type_is_refused():
         MODELS.build(dict(type='YOLORHead', head=dict(type='NoSuchHead')))
 
 
-def test_subclass_found_through_its_base():
-    from mmdet.models.roi_heads.bbox_heads import Shared4Conv1FCBBoxHead
-    from mmdet.models.roi_heads.mask_heads import HTCMaskHead
-    assert find_prediction_layers(HTCMaskHead).names == ('conv_logits', )
-    assert find_prediction_layers(Shared4Conv1FCBBoxHead).names == ('fc_cls',
-                                                                    'fc_reg')
-
-
-def test_deepcopy_keeps_hooks_on_the_copy():
-    # EMA hooks deep-copy the model; the copy's hooks must use its own
-    # implicits
+def test_deepcopy_gives_the_copy_its_own_implicits():
+    # EMA hooks deep-copy the model; the copy must use its own implicits
     _, yolor = build_pair('FCOSHead', implicit_cfg=dict(init='identity'))
     clone = copy.deepcopy(yolor)
     with torch.no_grad():
@@ -310,8 +379,8 @@ def test_deepcopy_keeps_hooks_on_the_copy():
                                              ('Shared2FCBBoxHead', True)])
 def test_foldable_input_implicits(name, with_input):
     _, yolor = build_pair(name, input_implicit='foldable')
-    for layer_name in find_prediction_layers(type(yolor)).names:
-        layer = getattr(yolor, layer_name)
+    assert yolor.refined_layers()
+    for layer in yolor.refined_layers():
         assert hasattr(layer, 'implicit_a') == with_input
         assert hasattr(layer, 'implicit_m')
     yolor(*head_inputs(name))

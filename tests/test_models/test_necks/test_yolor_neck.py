@@ -3,6 +3,12 @@ import pytest
 import torch
 from mmdet.models.necks import FPN
 from mmdet.registry import MODELS
+from torch import nn
+
+from mmdet_yolor.errors import InputError
+from mmdet_yolor.models.necks.yolor_neck import (FeatureAlignmentMixin,
+                                                 probe_output_channels)
+from mmdet_yolor.models.wrapping import mix_into
 
 FPN_CFG = dict(
     type='FPN',
@@ -77,36 +83,129 @@ def test_init_weights_keeps_paper_statistics():
     assert values.abs().max() < 0.2 and values.std() > 0
 
 
-def test_num_outs_mismatch_is_reported():
-    yolor = build(num_outs=3)
+def test_levels_that_do_not_match_the_built_ones_are_reported():
+    yolor = build(num_outs=3, out_channels=8)  # the FPN returns 4
     with pytest.raises(
             ValueError,
-            match='built for 3 output levels but the '
-            'neck returned 4; set num_outs of YOLORNeck'):
+            match='built for 3 output levels but returned 4; pass num_outs '
+            'and out_channels'):
         yolor(neck_inputs())
 
 
-def test_neck_without_attributes_needs_explicit_sizes():
+# Necks without num_outs/out_channels attributes, or whose levels differ in
+# width: the levels are read from their outputs. (config, input channels and
+# sizes, channels of each output level)
+NECKS_WITHOUT_ATTRIBUTES = {
+    'DilatedEncoder': (dict(
+        type='DilatedEncoder',
+        in_channels=8,
+        out_channels=8,
+        block_mid_channels=4,
+        num_residual_blocks=1,
+        block_dilations=[1]), [(8, 4)], [8]),
+    'CSPNeXtPAFPN': (dict(
+        type='CSPNeXtPAFPN',
+        in_channels=[8, 16, 32],
+        out_channels=8,
+        num_csp_blocks=1), [(8, 16), (16, 8), (32, 4)], [8, 8, 8]),
+    'ChannelMapper': (dict(
+        type='ChannelMapper', in_channels=[8, 16], out_channels=8,
+        num_outs=3), [(8, 8), (16, 4)], [8, 8, 8]),
+    # lists its in_channels deepest first, and its levels differ in width
+    'YOLOV3Neck': (dict(
+        type='YOLOV3Neck',
+        num_scales=3,
+        in_channels=[32, 16, 8],
+        out_channels=[16, 8, 4]), [(8, 16), (16, 8), (32, 4)], [16, 8, 4]),
+    'SSDNeck': (dict(
+        type='SSDNeck',
+        in_channels=(8, 16),
+        out_channels=(8, 16, 8, 8),
+        level_strides=(2, 2),
+        level_paddings=(1, 1)), [(8, 16), (16, 8)], [8, 16, 8, 8]),
+}
+
+
+@pytest.mark.parametrize('name', NECKS_WITHOUT_ATTRIBUTES)
+def test_levels_and_channels_come_from_the_outputs(name):
+    cfg, inputs, channels = NECKS_WITHOUT_ATTRIBUTES[name]
+    torch.manual_seed(0)
+    plain = MODELS.build(cfg)
+    yolor = MODELS.build(dict(type='YOLORNeck', neck=cfg))
+    assert [m.channels for m in yolor.implicit_alignment] == channels
+    yolor.load_state_dict(plain.state_dict(), strict=False)
+    plain.eval(), yolor.eval()
+    features = [torch.randn(2, c, s, s) for c, s in inputs]
+    with torch.no_grad():
+        expected, actual = plain(features), yolor(features)
+    assert len(actual) == len(channels)
+    for level, (e, a) in enumerate(zip(expected, actual)):
+        g = yolor.implicit_alignment[level].value().view(1, -1, 1, 1)
+        torch.testing.assert_close(a, e + g)
+
+
+def test_probing_has_no_side_effects():
+    cfg = NECKS_WITHOUT_ATTRIBUTES['CSPNeXtPAFPN'][0]
+    neck = MODELS.build(cfg)
+    state = {k: v.clone() for k, v in neck.state_dict().items()}
+    rng = torch.get_rng_state()
+    inputs = [[torch.zeros(1, c, s, s) for c, s in [(8, 8), (16, 4), (32, 2)]]]
+    assert probe_output_channels(
+        mix_into(neck, FeatureAlignmentMixin), inputs) == [8, 8, 8]
+    assert torch.equal(torch.get_rng_state(), rng)  # draws nothing
+    for key, value in neck.state_dict().items():  # BN statistics kept
+        assert torch.equal(value, state[key]), key
+    assert all(m.training for m in neck.modules())
+
+
+def test_neck_list_is_aligned_after_the_last_neck():
+    fpn = dict(FPN_CFG, num_outs=4)
+    necks = [fpn, dict(type='BFP', in_channels=8, num_levels=4)]
+    yolor = MODELS.build(dict(type='YOLORNeck', neck=necks))
+    plain = MODELS.build(necks)
+    assert type(yolor).__name__ == 'YOLORNeckSequence'
+    assert set(plain.state_dict()) < set(yolor.state_dict())
+    assert len(yolor(neck_inputs())) == len(yolor.implicit_alignment) == 4
+
+
+@MODELS.register_module(force=True)
+class NamedLevelsNeck(nn.Module):
+    """A neck reading a dict of named levels, which no probe can guess."""
+
+    def __init__(self, in_channels):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels[0], 4, 1)
+
+    def forward(self, levels):
+        return (self.conv(levels['p3']), )
+
+
+def test_neck_the_probe_cannot_run_needs_explicit_sizes():
     cfg = dict(
-        type='YOLORNeck',
-        neck=dict(
-            type='DilatedEncoder',
-            in_channels=8,
-            out_channels=8,
-            block_mid_channels=4,
-            num_residual_blocks=1,
-            block_dilations=[1]))
+        type='YOLORNeck', neck=dict(type='NamedLevelsNeck', in_channels=[8]))
     with pytest.raises(
-            ValueError,
-            match='pass num_outs=... and '
-            'out_channels=... to YOLORNeck'):
+            InputError,
+            match='YOLORNeck could not tell the output levels of '
+            'NamedLevelsNeck: running it on probe inputs built from its '
+            r'in_channels failed \(TypeError: .*\). Pass num_outs=... and '
+            'out_channels=... to YOLORNeck.'):
         MODELS.build(cfg)
-    neck = MODELS.build(dict(cfg, num_outs=1, out_channels=8))
-    assert neck([torch.randn(1, 8, 4, 4)])[0].shape == (1, 8, 4, 4)
+    neck = MODELS.build(dict(cfg, num_outs=1, out_channels=4))
+    assert neck(dict(p3=torch.randn(1, 8, 4, 4)))[0].shape == (1, 4, 4, 4)
+
+
+def test_explicit_sizes_skip_the_probe():
+    neck = MODELS.build(
+        dict(
+            type='YOLORNeck',
+            neck=NECKS_WITHOUT_ATTRIBUTES['YOLOV3Neck'][0],
+            out_channels=[16, 8, 4]))
+    assert [m.channels for m in neck.implicit_alignment] == [16, 8, 4]
 
 
 def test_channel_mismatch_is_refused():
-    with pytest.raises(ValueError, match='must equal the neck out_channels'):
+    with pytest.raises(
+            ValueError, match=r'channels=4 must equal the output channels'):
         build(implicit_cfg=dict(channels=4))
 
 
@@ -127,6 +226,11 @@ def test_output_convs_placement_aligns_before_extra_levels():
 def test_output_convs_placement_refusals():
     with pytest.raises(ValueError, match="cannot concat"):
         build(placement='output_convs', operator='concat')
+    with pytest.raises(
+            ValueError,
+            match=r"placement='output_convs'\): implicit_cfg has "
+            "channels=8.*remove 'channels'"):
+        build(placement='output_convs', implicit_cfg=dict(channels=8))
     with pytest.raises(
             TypeError,
             match="does not know the output convs of "

@@ -1,0 +1,72 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""YOLORBackbone: implicit feature alignment for detectors without a neck.
+
+CornerNet, MaskFormer, Mask2Former, TridentNet and the C4 two-stage
+detectors feed their heads with the backbone's outputs directly; feature
+alignment then goes on those outputs, one implicit per level, exactly as
+``YOLORNeck`` does on a neck's.
+"""
+from typing import List, Optional, Union
+
+import torch
+from mmdet.registry import MODELS
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+from ..necks.yolor_neck import (FeatureAlignmentMixin, attach_alignment,
+                                output_level_channels)
+from ..wrapping import build_with_mixin
+
+# Side of the probe image, in pixels: a multiple of the largest total stride
+# of mmdet's backbones (HourglassNet: 128).
+BACKBONE_PROBE_SIZE = 256
+
+
+def backbone_probe_input(backbone: nn.Module) -> torch.Tensor:
+    """A blank image with the channels of the backbone's first conv."""
+    first_conv = next(
+        (m for m in backbone.modules() if isinstance(m, _ConvNd)), None)
+    channels = first_conv.in_channels if first_conv is not None else 3
+    return torch.zeros(1, channels, BACKBONE_PROBE_SIZE, BACKBONE_PROBE_SIZE)
+
+
+@MODELS.register_module(name='YOLORBackbone')
+def build_yolor_backbone(
+        backbone: dict,
+        operator: str = 'add',
+        implicit_cfg: Optional[dict] = None,
+        num_outs: Optional[int] = None,
+        out_channels: Union[int, List[int], None] = None) -> nn.Module:
+    """Build ``backbone`` with YOLOR implicit feature alignment on each of
+    its outputs; registered in ``MODELS`` as ``'YOLORBackbone'``.
+
+    The counterpart of ``YOLORNeck`` for detectors without a neck: the
+    result is a ``YOLOR<BackboneType>`` keeping every state-dict key, plus
+    ``implicit_alignment.<level>.*``. The levels and channels are read from
+    the backbone's outputs on a blank probe image.
+
+    Example:
+        >>> backbone = dict(
+        ...     type='YOLORBackbone',
+        ...     backbone=dict(type='ResNet', depth=50, out_indices=(3, )))
+
+    Args:
+        backbone (dict): Config of the backbone to wrap.
+        operator (str): ``'add'``, ``'multiply'`` or ``'concat'``, as in
+            ``YOLORNeck``. Defaults to ``'add'``.
+        implicit_cfg (dict, optional): Keyword arguments of the implicit
+            layers (see ``YOLORNeck``).
+        num_outs (int, optional): Number of output levels, with an int
+            ``out_channels``: skips the probe run.
+        out_channels (int | list[int], optional): Channels of every output
+            level, or of each: skips the probe run.
+
+    Returns:
+        nn.Module: The backbone, of type ``YOLOR<BackboneType>``.
+    """
+    module = build_with_mixin(backbone, FeatureAlignmentMixin, 'YOLORBackbone')
+    channels = output_level_channels('YOLORBackbone', module,
+                                     [backbone_probe_input(module)], num_outs,
+                                     out_channels)
+    attach_alignment(module, channels, operator, dict(implicit_cfg or {}))
+    return module

@@ -1,0 +1,179 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""Implicit prediction refinement of one prediction layer.
+
+As the official ``IDetect`` does per level, a refined prediction layer
+computes ``ImplicitM(layer(ImplicitA(x)))``: :func:`attach_prediction_
+refinement` turns the layer, in place, into a ``YOLOR<LayerType>`` (e.g.
+``YOLORConv2d``, still a ``Conv2d`` with the same keys) whose forward does
+that, with the implicits as its children ``implicit_a.<l>`` and
+``implicit_m.<l>``.
+
+A layer that a head applies to every pyramid level in turn (FCOS's
+``conv_cls``) gets one implicit pair per level and picks the pair of the
+level by counting its calls since the head's forward began; the head checks
+after every forward that each such layer ran once per level (see
+``YOLORHeadMixin``). A model instance is therefore not re-entrant: don't run
+the same head from two threads at once. Layers that are one per level
+already (``ModuleList``s) have a single pair each and count nothing.
+"""
+from typing import List
+
+from torch import nn
+
+from ..layers import ImplicitA, ImplicitM
+from ..layers.folding import (FoldableMixin, FoldSite, fold_add_into_consumer,
+                              fold_multiply_into_producer, input_add_folds,
+                              is_plain, layer_channels)
+from ..wrapping import mix_into, unmix, wrapped_type
+
+IMPLICIT_ATTRIBUTES = ('implicit_a', 'implicit_m')
+
+
+class PredictionRefinementMixin(FoldableMixin):
+    """Mixed into a prediction layer by :func:`attach_prediction_refinement`:
+    ``y = implicit_m[l](layer(implicit_a[l](x)))`` at level ``l``.
+
+    Attributes:
+        yolor_site (str): ``<HeadType>.<layer path>``, for messages.
+        yolor_calls (int): Calls since the head's forward began, for layers
+            with per-level implicits.
+    """
+
+    @property
+    def yolor_num_levels(self) -> int:
+        """How many levels the implicits of this layer serve."""
+        return max((len(self._modules[name])
+                    for name in IMPLICIT_ATTRIBUTES if name in self._modules),
+                   default=1)
+
+    def forward(self, x, *args, **kwargs):
+        level = self._next_level()
+        if 'implicit_a' in self._modules:
+            x = self.implicit_a[level](x)
+        out = super().forward(x, *args, **kwargs)
+        if 'implicit_m' in self._modules:
+            out = self.implicit_m[level](out)
+        return out
+
+    def _next_level(self) -> int:
+        levels = self.yolor_num_levels
+        if levels == 1:
+            return 0
+        level = self.yolor_calls
+        if level >= levels:
+            raise RuntimeError(
+                f'{self.yolor_site} has implicits for {levels} pyramid '
+                f'levels but was called a {level + 1}th time in one forward '
+                f'of its head. YOLOR heads run each shared prediction layer '
+                f'once per level per forward (and a model instance is not '
+                f're-entrant); build the head with share_across_levels=True '
+                f'to use one implicit pair for every call.')
+        self.yolor_calls += 1
+        return level
+
+    def check_levels_done(self, head_type: str) -> None:
+        """Raise if the head's forward ran this layer neither once per level
+        nor not at all."""
+        levels = self.yolor_num_levels
+        if self.yolor_calls not in (0, levels):
+            raise RuntimeError(
+                f'{self.yolor_site} has implicits for {levels} pyramid '
+                f'levels but ran {self.yolor_calls} times in this forward of '
+                f'{head_type}, so its levels and implicits do not match. '
+                f'Build the head with share_across_levels=True to use one '
+                f'implicit pair for every call.')
+
+    def fold_implicit(self) -> List[FoldSite]:
+        pending = [
+            (name, level) for name in IMPLICIT_ATTRIBUTES
+            for level, implicit in enumerate(self._modules.get(name, ()))
+            if not implicit.folded
+        ]
+        kept_why = None
+        if self.yolor_num_levels > 1:
+            kept_why = ('per-level implicits on a layer shared by every '
+                        'level (train with share_across_levels=True to fold '
+                        'them)')
+        elif not is_plain(self):
+            kept_why = (f'{wrapped_type(self).__name__} normalises its '
+                        f'weights')
+        if kept_why:
+            return [
+                FoldSite(f'{name}.{level}', False, kept_why)
+                for name, level in pending
+            ]
+        sites = []
+        # the add first: m * (W (x + a) + b) = (m W) x + m (b + W a)
+        if ('implicit_a', 0) in pending:
+            add = self.implicit_a[0]
+            if input_add_folds(self):
+                fold_add_into_consumer(self, add.value())
+                add.mark_folded()
+                sites.append(
+                    FoldSite('implicit_a.0', True,
+                             'add folded into bias (b += W a)'))
+            elif self.transposed:
+                sites.append(
+                    FoldSite(
+                        'implicit_a.0', False, 'add before a transposed '
+                        'conv: its output overlaps shift unevenly'))
+            else:
+                kernel = 'x'.join(map(str, self.kernel_size))
+                sites.append(
+                    FoldSite(
+                        'implicit_a.0', False, f'add before a padded '
+                        f'{kernel} conv: exact only inside the zero border'))
+        if ('implicit_m', 0) in pending:
+            fold_multiply_into_producer(self, self.implicit_m[0].value())
+            self.implicit_m[0].mark_folded()
+            sites.append(
+                FoldSite(
+                    'implicit_m.0', True,
+                    'multiply folded into weight and bias (W *= m, b *= m)'))
+        return sites
+
+    def strip_folded_implicit(self) -> None:
+        """Remove folded implicits; a layer left with none is a plain layer
+        of its original type again."""
+        for name in IMPLICIT_ATTRIBUTES:
+            implicits = self._modules.get(name)
+            if implicits is not None and all(i.folded for i in implicits):
+                delattr(self, name)
+        if not any(name in self._modules for name in IMPLICIT_ATTRIBUTES):
+            del self.yolor_site, self.yolor_calls
+            unmix(self)
+
+
+def attach_prediction_refinement(layer: nn.Module,
+                                 num_levels: int,
+                                 implicit_cfg: dict,
+                                 site: str,
+                                 input_implicit: bool = True) -> None:
+    """Refine ``layer`` in place: one ImplicitA on its input (if
+    ``input_implicit``) and one ImplicitM on its output per level.
+
+    The implicits are children of ``layer`` (keys ``<layer>.implicit_a.<l>``
+    and ``<layer>.implicit_m.<l>``) and the layer becomes a subclass of its
+    type (``YOLORConv2d``), so ``init_cfg`` overrides by name or layer type
+    treat it as before.
+
+    Args:
+        layer (nn.Module): A conv or Linear.
+        num_levels (int): Levels the layer serves in turn in one forward of
+            its head; 1 for a layer that is applied once.
+        implicit_cfg (dict): Keyword arguments of the implicit layers.
+        site (str): ``<HeadType>.<layer path>``, for messages.
+        input_implicit (bool): Add the ImplicitA on the input. Defaults to
+            True.
+    """
+    in_channels, out_channels, dim = layer_channels(layer)
+    if input_implicit:
+        layer.implicit_a = nn.ModuleList(
+            ImplicitA(in_channels, dim=dim, **implicit_cfg)
+            for _ in range(num_levels))
+    layer.implicit_m = nn.ModuleList(
+        ImplicitM(out_channels, dim=dim, **implicit_cfg)
+        for _ in range(num_levels))
+    layer.yolor_site = site
+    layer.yolor_calls = 0
+    mix_into(layer, PredictionRefinementMixin)
