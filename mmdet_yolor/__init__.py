@@ -1,10 +1,16 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """YOLOR implicit knowledge for MMDetection 3.x.
 
-Importing the package checks the OpenMMLab versions, applies the stack
-fixes of :mod:`mmdet_yolor.compat` and registers its modules into mmdet's
-registries: load it from a config with
+Load it from a config with
 ``custom_imports = dict(imports=['mmdet_yolor'], allow_failed_imports=False)``.
+Importing the package (README, "What importing the plugin does"):
+
+- checks the OpenMMLab versions (an ImportError says what to install);
+- adds ``mmdet_yolor`` to mmengine's config scopes (``mmdet_yolor::``);
+- registers its modules into mmdet's registries;
+- applies the stack fixes of :mod:`mmdet_yolor.compat` once, each a strict
+  superset of stock behaviour; ``MMDET_YOLOR_DISABLE_FIXES=all`` keeps the
+  stock stack.
 """
 from .package_data import register_config_scope
 from .version import __version__, check_versions
@@ -19,7 +25,6 @@ from .deploy import fuse_implicit  # noqa: E402
 from .toggle import yolorize  # noqa: E402
 # isort: on
 
-compat.register_checkpoint_loader()
-compat.register_atomic_local_backend()
+compat.apply_fixes()
 
 __all__ = ['__version__', 'check_versions', 'yolorize', 'fuse_implicit']

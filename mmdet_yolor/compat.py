@@ -1,37 +1,48 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """Fixes to defects of the OpenMMLab stack this plugin runs on.
 
-Each fix is small, documented and tested (tests/test_compat.py); none edits
-an installed package.
+Each fix is small, documented, tested (tests/test_compat.py) and a strict
+superset of stock behaviour: whatever the stock stack does, it still does;
+none edits an installed package. Importing :mod:`mmdet_yolor` applies the
+process-wide ones once (:func:`apply_fixes`); list their names in the
+environment variable ``MMDET_YOLOR_DISABLE_FIXES`` (or ``all``) to keep the
+stock behaviour, e.g. in a codebase that imports only the layers.
 
-1. Resuming under torch >= 2.6 (:func:`register_checkpoint_loader`).
-   ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, and the
-   resume checkpoints of mmengine 0.10.7 pickle its ``HistoryBuffer`` (whose
-   default pickling goes through ``builtins.getattr``) and numpy arrays, so
-   ``--resume`` fails with ``Weights only load failed``. Allow-listing
-   ``getattr`` would void the protection, so the fix instead (a) pickles
-   ``HistoryBuffer`` from its arrays alone and (b) re-registers mmengine's
-   loader of local files to keep ``weights_only=True`` while allow-listing
-   ``HistoryBuffer`` and numpy's array types. A checkpoint that still holds
-   other objects (one written without this plugin imported) is refused with
-   a message naming ``MMDET_YOLOR_TRUST_CHECKPOINTS=1``, which loads it with
-   full unpickling.
-2. Atomic checkpoint writes (:func:`register_atomic_local_backend`).
-   mmengine writes checkpoints with ``open(path, 'wb').write``, so a job
-   killed while saving leaves a truncated file. Local writes through
-   mmengine's file backend now go to a temporary file in the same directory
-   that replaces the target only once complete.
-3. Multi-process training without CUDA (:func:`setup_distributed`).
-   mmengine's ``init_dist`` calls ``torch.cuda.set_device`` and its DDP
-   wrapper passes CUDA ``device_ids``. On a machine without CUDA the fix
-   starts the process group on gloo itself (mmengine then skips
-   ``init_dist``) and builds DDP with ``device_ids=None``. With CUDA
-   nothing changes: nccl, one process per GPU.
+1. ``resume``: resuming under torch >= 2.6 (:func:`register_checkpoint_
+   loader`). ``torch.load`` defaults to ``weights_only=True`` since torch
+   2.6, and the resume checkpoints of mmengine 0.10.7 pickle its
+   ``HistoryBuffer`` (whose default pickling goes through
+   ``builtins.getattr``) and numpy arrays, so ``--resume`` fails with
+   ``Weights only load failed``. Allow-listing ``getattr`` would void the
+   protection, so the fix instead (a) pickles ``HistoryBuffer`` from its
+   arrays alone (stock mmengine reads those pickles too) and (b) loads local
+   checkpoints as mmengine does, with torch's default ``weights_only`` but
+   ``HistoryBuffer`` and numpy's array types allowed. A checkpoint that still
+   holds other objects (one written without this plugin imported) is refused
+   with a message naming ``MMDET_YOLOR_TRUST_CHECKPOINTS=1``, which loads it
+   with full unpickling; an unreadable one with one line saying so.
+2. ``atomic_checkpoints``: atomic checkpoint writes (:func:`register_atomic_
+   local_backend`). mmengine writes checkpoints with ``open(path,
+   'wb').write``, so a job killed while saving leaves a truncated file. Local
+   writes through mmengine's file backend now go to a temporary file in the
+   same directory that replaces the target only once complete, with the
+   permissions ``open`` would give it (the umask, or those of the file it
+   replaces). Every other file operation is mmengine's.
+3. Multi-process training without CUDA (:func:`setup_distributed`, called
+   by the tools for each run, not at import). mmengine's ``init_dist`` calls
+   ``torch.cuda.set_device`` and its DDP wrapper passes CUDA
+   ``device_ids``. On a machine without CUDA the fix starts the process
+   group on gloo itself (mmengine then skips ``init_dist``) and builds DDP
+   with ``device_ids=None``. With CUDA nothing changes: nccl, one process
+   per GPU.
 """
+import contextlib
 import copyreg
 import os
 import pickle
-import tempfile
+import stat
+import uuid
+from typing import Callable, Dict, List
 
 import numpy as np
 import torch
@@ -44,6 +55,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from .errors import InputError
 
 TRUST_CHECKPOINTS_ENV = 'MMDET_YOLOR_TRUST_CHECKPOINTS'
+DISABLE_FIXES_ENV = 'MMDET_YOLOR_DISABLE_FIXES'
 
 _multiarray = (getattr(np, '_core', None) or np.core).multiarray
 # What mmengine checkpoints hold besides tensors and plain Python values:
@@ -63,6 +75,16 @@ class CheckpointError(InputError):
     """A checkpoint cannot be used: corrupt, unsafe or of another model."""
 
 
+class UnreadableCheckpointError(CheckpointError, RuntimeError):
+    """A checkpoint file is truncated or not a checkpoint (a RuntimeError,
+    as torch raises for it)."""
+
+
+class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
+    """A checkpoint holds pickled objects that are not allowed (an
+    UnpicklingError, as torch raises for it)."""
+
+
 def _reduce_history_buffer(buffer: HistoryBuffer) -> tuple:
     """Pickle a HistoryBuffer as ``HistoryBuffer(log, count, max_length)``
     instead of its ``__dict__``, so loading needs no ``getattr``."""
@@ -70,15 +92,26 @@ def _reduce_history_buffer(buffer: HistoryBuffer) -> tuple:
                            buffer.max_length)
 
 
+def _allowing_checkpoint_globals():
+    """A context allowing :data:`CHECKPOINT_SAFE_GLOBALS` in weights-only
+    loads (torch >= 2.5; older torch loads everything anyway)."""
+    safe_globals = getattr(torch.serialization, 'safe_globals', None)
+    if safe_globals is None:
+        return contextlib.nullcontext()
+    return safe_globals(CHECKPOINT_SAFE_GLOBALS)
+
+
 def load_local_checkpoint(filename: str, map_location=None) -> dict:
-    """Load a local checkpoint with ``weights_only=True``, allowing the
-    types in :data:`CHECKPOINT_SAFE_GLOBALS`.
+    """Load a local checkpoint as mmengine's ``load_from_local`` does (with
+    torch's default ``weights_only``), also allowing the types in
+    :data:`CHECKPOINT_SAFE_GLOBALS`.
 
     Raises:
         FileNotFoundError: If ``filename`` does not exist.
-        CheckpointError: If it is not a readable checkpoint (corrupt or
-            truncated), or holds other objects (the message names the
-            environment variable that loads it anyway).
+        UnreadableCheckpointError: If it is not a readable checkpoint
+            (truncated or corrupt), in one line.
+        UnsafeCheckpointError: If it holds other objects; the message names
+            the environment variable that loads it anyway.
     """
     filename = os.path.expanduser(filename)
     if not os.path.isfile(filename):
@@ -87,30 +120,32 @@ def load_local_checkpoint(filename: str, map_location=None) -> dict:
         return torch.load(
             filename, map_location=map_location, weights_only=False)
     try:
-        with torch.serialization.safe_globals(CHECKPOINT_SAFE_GLOBALS):
-            return torch.load(
-                filename, map_location=map_location, weights_only=True)
+        with _allowing_checkpoint_globals():
+            return torch.load(filename, map_location=map_location)
     except pickle.UnpicklingError as error:
         if 'Unsupported global' not in str(error):
-            raise CheckpointError(
-                f'checkpoint {filename} is not a readable checkpoint '
-                f'(corrupt or truncated?): {error}') from None
+            raise _unreadable(filename) from None
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
-        raise CheckpointError(
+        raise UnsafeCheckpointError(
             f'checkpoint {filename} holds pickled objects that are not '
             f'safe to load ({", ".join(unsafe)}); it was probably written '
             f'without mmdet_yolor imported. If you trust the file, set '
             f'{TRUST_CHECKPOINTS_ENV}=1 to load it.') from None
-    except (RuntimeError, EOFError, ValueError) as error:
-        raise CheckpointError(f'checkpoint {filename} is not a readable '
-                              f'checkpoint (corrupt or truncated?): '
-                              f'{error}') from None
+    except (RuntimeError, EOFError, ValueError):
+        raise _unreadable(filename) from None
+
+
+def _unreadable(filename: str) -> UnreadableCheckpointError:
+    return UnreadableCheckpointError(
+        f'checkpoint {filename} is not a readable checkpoint (truncated or '
+        f'corrupt): use another one, e.g. the previous epoch\'s, or resume '
+        f'with --resume, which skips damaged checkpoints.')
 
 
 def register_checkpoint_loader() -> None:
     """Make mmengine load local checkpoints with
     :func:`load_local_checkpoint` and pickle HistoryBuffers from their
-    arrays (fix 1)."""
+    arrays (fix ``resume``)."""
     copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
     CheckpointLoader.register_scheme(
         prefixes='', force=True)(
@@ -129,24 +164,70 @@ class AtomicLocalBackend(LocalBackend):
 
     @staticmethod
     def _write_atomically(data: bytes, filepath: str) -> None:
-        directory = os.path.dirname(os.path.abspath(filepath))
+        target = os.path.realpath(filepath)  # write through symlinks
+        directory = os.path.dirname(target)
         os.makedirs(directory, exist_ok=True)
-        handle, tmp_path = tempfile.mkstemp(
-            dir=directory, prefix=f'.{os.path.basename(filepath)}.')
+        tmp_path = os.path.join(
+            directory, f'.{os.path.basename(target)}.{uuid.uuid4().hex}.tmp')
+        # as open(): 0o666 minus the umask, or the mode of the replaced file
+        mode = stat.S_IMODE(
+            os.stat(target).st_mode) if os.path.exists(target) else 0o666
+        handle = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
+            if os.path.exists(target):
+                os.chmod(tmp_path, mode)  # the umask does not apply then
             with os.fdopen(handle, 'wb') as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp_path, filepath)
+            os.replace(tmp_path, target)
         except BaseException:
             os.unlink(tmp_path)
             raise
 
 
 def register_atomic_local_backend() -> None:
-    """Make mmengine write local files (checkpoints) atomically (fix 2)."""
+    """Make mmengine write local files (checkpoints) atomically (fix
+    ``atomic_checkpoints``)."""
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+
+
+# The process-wide fixes, applied once by :func:`apply_fixes`.
+IMPORT_FIXES: Dict[str, Callable[[], None]] = {
+    'resume': register_checkpoint_loader,
+    'atomic_checkpoints': register_atomic_local_backend,
+}
+_applied: List[str] = []
+
+
+def apply_fixes() -> List[str]:
+    """Apply each fix of :data:`IMPORT_FIXES` that is not applied yet nor
+    listed in ``MMDET_YOLOR_DISABLE_FIXES`` (``all`` disables every one).
+
+    Returns:
+        list[str]: The fixes applied by this call.
+
+    Raises:
+        ValueError: If the variable names a fix that does not exist.
+    """
+    listed = {
+        name.strip()
+        for name in os.environ.get(DISABLE_FIXES_ENV, '').split(',')
+        if name.strip()
+    }
+    unknown = listed - set(IMPORT_FIXES) - {'all'}
+    if unknown:
+        raise ValueError(
+            f'{DISABLE_FIXES_ENV} names unknown fixes {sorted(unknown)}; '
+            f'use a comma-separated list of {sorted(IMPORT_FIXES)} or all')
+    applied = []
+    for name, fix in IMPORT_FIXES.items():
+        if name in _applied or name in listed or 'all' in listed:
+            continue
+        fix()
+        _applied.append(name)
+        applied.append(name)
+    return applied
 
 
 def setup_distributed(cfg: Config) -> None:

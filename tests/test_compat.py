@@ -1,14 +1,20 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 import copy
 import copyreg
+import os
 import pickle
 import pickletools
+import stat
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
+from mmengine.fileio import LocalBackend
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -74,11 +80,44 @@ def test_missing_and_corrupt_checkpoints_are_named(tmp_path):
     torch.save(dict(state_dict=dict(w=torch.ones(100))), good)
     truncated = tmp_path / 'truncated.pth'
     truncated.write_bytes(good.read_bytes()[:200])
+    not_a_checkpoint = tmp_path / 'notes.pth'
+    not_a_checkpoint.write_text('not a checkpoint')
+    for path in (truncated, not_a_checkpoint):
+        with pytest.raises(compat.UnreadableCheckpointError) as error:
+            compat.load_local_checkpoint(str(path))
+        message = str(error.value)
+        # one line: the file, what is wrong, what to do; nothing of torch's
+        assert '\n' not in message
+        assert message.startswith(f'checkpoint {path} is not a readable '
+                                  'checkpoint (truncated or corrupt): use')
+        assert 'weights_only' not in message
+        # code catching what torch raises still catches it
+        assert isinstance(error.value, RuntimeError)
+
+
+def test_stock_checkpoints_load_as_before(tmp_path):
+    # what mmengine's own loader reads: plain state dicts, and full
+    # checkpoints with meta and optimizer state
+    plain = tmp_path / 'plain.pth'
+    torch.save(dict(w=torch.arange(3.)), plain)
+    full = tmp_path / 'full.pth'
+    torch.save(
+        dict(
+            meta=dict(epoch=3, seed=0, mmdet_version='3.3.0'),
+            state_dict=dict(w=torch.ones(2)),
+            optimizer=dict(state={}, param_groups=[dict(lr=0.1)])), full)
+    for path in (plain, full):
+        expected = torch.load(path, map_location='cpu')
+        loaded = CheckpointLoader.load_checkpoint(str(path), 'cpu')
+        assert str(expected) == str(loaded)
+    # an object the stock loader refuses is refused the same way
+    foreign = tmp_path / 'foreign.pth'
+    torch.save(dict(config=Config(dict(a=1))), foreign)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(foreign)
     with pytest.raises(
-            compat.CheckpointError,
-            match='truncated.pth is not a readable '
-            r'checkpoint \(corrupt or truncated\?\)'):
-        compat.load_local_checkpoint(str(truncated))
+            pickle.UnpicklingError, match=compat.TRUST_CHECKPOINTS_ENV):
+        CheckpointLoader.load_checkpoint(str(foreign))
 
 
 def test_setup_distributed_does_nothing_single_process():
@@ -132,3 +171,97 @@ def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
         save_checkpoint(dict(state_dict=dict(w=torch.zeros(3))), str(path))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ['epoch_1.pth']
+
+
+def test_atomic_writes_honour_the_umask(tmp_path):
+    backend = compat.AtomicLocalBackend()
+    old = os.umask(0o022)
+    try:
+        backend.put(b'x', tmp_path / 'shared.pth')
+        os.umask(0o077)
+        backend.put_text('y', tmp_path / 'private.txt')
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / 'shared.pth').st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(tmp_path / 'private.txt').st_mode) == 0o600
+    # a replaced file keeps its permissions, as open(path, 'wb') keeps them
+    os.chmod(tmp_path / 'shared.pth', 0o640)
+    backend.put(b'z', tmp_path / 'shared.pth')
+    assert stat.S_IMODE(os.stat(tmp_path / 'shared.pth').st_mode) == 0o640
+    assert (tmp_path / 'shared.pth').read_bytes() == b'z'
+
+
+def test_atomic_writes_go_through_symlinks(tmp_path):
+    (tmp_path / 'real.pth').write_bytes(b'old')
+    os.symlink('real.pth', tmp_path / 'latest.pth')
+    compat.AtomicLocalBackend().put(b'new', tmp_path / 'latest.pth')
+    assert (tmp_path / 'latest.pth').is_symlink()
+    assert (tmp_path / 'real.pth').read_bytes() == b'new'
+
+
+def test_other_backends_and_file_operations_are_stock(tmp_path):
+    from mmengine.fileio import HTTPBackend, PetrelBackend
+    from mmengine.fileio.backends import registry_utils
+    assert registry_utils.backends['http'] is HTTPBackend
+    assert registry_utils.backends['petrel'] is PetrelBackend
+    assert registry_utils.prefix_to_backends['https'] is HTTPBackend
+    assert registry_utils.prefix_to_backends['s3'] is PetrelBackend
+    assert registry_utils.backends['local'] is compat.AtomicLocalBackend
+    # everything but writing is mmengine's LocalBackend
+    overridden = {
+        name
+        for name, value in vars(compat.AtomicLocalBackend).items()
+        if callable(value) or isinstance(value, staticmethod)
+    }
+    assert overridden == {'put', 'put_text', '_write_atomically'}
+    (tmp_path / 'a').mkdir()
+    (tmp_path / 'a' / 'f.txt').write_text('hello')
+    stock, atomic = LocalBackend(), compat.AtomicLocalBackend()
+    for backend in (stock, atomic):
+        assert backend.get_text(tmp_path / 'a' / 'f.txt') == 'hello'
+        assert backend.exists(tmp_path / 'a') and backend.isdir(tmp_path / 'a')
+        assert sorted(backend.list_dir_or_file(tmp_path, recursive=True)) \
+            == ['a', 'a/f.txt']
+    # what either writes reads back the same
+    stock.put_text('same', tmp_path / 'stock.txt')
+    atomic.put_text('same', tmp_path / 'atomic.txt')
+    assert (tmp_path / 'stock.txt').read_bytes() == \
+        (tmp_path / 'atomic.txt').read_bytes()
+
+
+def test_fixes_are_applied_once():
+    assert compat.apply_fixes() == []  # importing the plugin applied them
+    assert CheckpointLoader._schemes[''] is compat.load_local_checkpoint
+
+
+STOCK_STATE = textwrap.dedent('''
+    import copyreg
+    from mmengine.fileio.backends import registry_utils
+    from mmengine.logging import HistoryBuffer
+    from mmengine.runner.checkpoint import CheckpointLoader
+    import mmdet_yolor
+    print(CheckpointLoader._schemes[''].__module__,
+          registry_utils.backends['local'].__name__,
+          HistoryBuffer in copyreg.dispatch_table)
+''')
+
+
+# (the default, every fix applied, is what this process shows)
+@pytest.mark.parametrize('disabled,expected', [
+    ('all', 'mmengine.runner.checkpoint LocalBackend False'),
+    ('resume', 'mmengine.runner.checkpoint AtomicLocalBackend False'),
+])
+def test_fixes_can_be_disabled(disabled, expected):
+    env = dict(os.environ, **{compat.DISABLE_FIXES_ENV: disabled})
+    result = subprocess.run([sys.executable, '-c', STOCK_STATE],
+                            capture_output=True,
+                            text=True,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+def test_unknown_fix_names_are_refused(monkeypatch):
+    monkeypatch.setenv(compat.DISABLE_FIXES_ENV, 'resume,atomic')
+    with pytest.raises(ValueError, match="unknown fixes \\['atomic'\\]"):
+        compat.apply_fixes()
