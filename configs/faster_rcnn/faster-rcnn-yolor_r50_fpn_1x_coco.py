@@ -1,6 +1,6 @@
 # Faster R-CNN with YOLOR: implicit feature alignment on every FPN level,
 # implicit prediction refinement on the RPN and the box head.
-# Equals `yolorize()` of the baseline config (tests/test_configs.py).
+# Equals `yolorize()` of the baseline config (tests/test_toggle.py).
 _base_ = './faster-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmdet_yolor'], allow_failed_imports=False)
 

@@ -1,6 +1,6 @@
 # FCOS with YOLOR: implicit feature alignment on every FPN level, implicit
 # prediction refinement (one implicit pair per level) on the shared head.
-# Equals `yolorize()` of the baseline config (tests/test_configs.py).
+# Equals `yolorize()` of the baseline config (tests/test_toggle.py).
 _base_ = './fcos_r50-caffe_fpn_gn-head_1x_coco.py'
 custom_imports = dict(imports=['mmdet_yolor'], allow_failed_imports=False)
 

@@ -1,7 +1,7 @@
 # Sparse R-CNN with YOLOR: implicit feature alignment on every FPN level,
 # implicit prediction refinement on the DIIHead of every stage. The learned
 # proposals of EmbeddingRPNHead are input-independent already.
-# Equals `yolorize()` of the baseline config (tests/test_configs.py).
+# Equals `yolorize()` of the baseline config (tests/test_toggle.py).
 _base_ = './sparse-rcnn_r50_fpn_300-proposals_crop-ms-480-800-3x_coco.py'
 custom_imports = dict(imports=['mmdet_yolor'], allow_failed_imports=False)
 

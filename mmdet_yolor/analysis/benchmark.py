@@ -44,7 +44,7 @@ class BenchmarkSettings:
         repeats (int): Timed steps of each variant (the median is kept).
         device (str): ``'cpu'`` or ``'cuda'``.
         yolor (str): The YOLOR variant of a baseline config: a key of
-            ``mmdet_yolor.launch.YOLOR_PARTS``.
+            ``mmdet_yolor.toggle.YOLOR_PARTS``.
     """
     image_size: int = 320
     batch_size: int = 2

@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Sequence
 
 from mmengine.config import Config
 
+from ..toggle import YOLOR_TYPES
+
 # Display names of detectors, as in the YOLOR authors' MMDetection table.
 DETECTOR_NAMES = {
     'FasterRCNN': 'Faster R-CNN',
@@ -27,8 +29,6 @@ DETECTOR_NAMES = {
     'ATSS': 'ATSS',
     'RetinaNet': 'RetinaNet',
 }
-# Module types whose presence in a model config makes a run YOLOR.
-YOLOR_MODULE_TYPES = ('YOLORNeck', 'YOLORHead')
 # Shipped YOLOR configs insert this into their baseline's file name
 # (faster-rcnn-yolor_r50_fpn_1x_coco.py <- faster-rcnn_r50_fpn_1x_coco.py).
 YOLOR_CONFIG_MARKER = '-yolor'
@@ -114,7 +114,7 @@ def contains_yolor(cfg: Any) -> bool:
     """Whether a (model) config contains a module of a YOLOR type at any
     depth."""
     if isinstance(cfg, dict):
-        return cfg.get('type') in YOLOR_MODULE_TYPES or any(
+        return cfg.get('type') in YOLOR_TYPES or any(
             contains_yolor(value) for value in cfg.values())
     if isinstance(cfg, (list, tuple)):
         return any(contains_yolor(value) for value in cfg)
