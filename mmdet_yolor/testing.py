@@ -16,6 +16,26 @@ from .datasets import CLASSES
 from .package_data import CONFIGS_ROOT, SEED_CONFIGS, get_config  # noqa
 
 
+def remove_pretrained_weights(model_cfg: dict) -> dict:
+    """Drop every pretrained-weight reference of a model config (none can be
+    downloaded here): ``init_cfg`` of type ``Pretrained`` and
+    ``pretrained=...``. In place; returns ``model_cfg``."""
+    nodes = [model_cfg]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, dict):
+            init_cfg = node.get('init_cfg')
+            if isinstance(init_cfg, dict) and \
+                    init_cfg.get('type') == 'Pretrained':
+                node['init_cfg'] = None
+            if node.get('pretrained'):
+                node['pretrained'] = None
+            nodes.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            nodes.extend(node)
+    return model_cfg
+
+
 @torch.no_grad()
 def randomise_implicits(model: nn.Module, seed: int = 0) -> None:
     """Give every implicit layer (vector form) a value far from the

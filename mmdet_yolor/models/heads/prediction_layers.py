@@ -34,6 +34,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from ..layers.folding import PREDICTION_LAYER_TYPES, layer_channels
+from ..wrapping import YOLORMixin
 
 
 @dataclass(frozen=True)
@@ -209,10 +210,13 @@ def find_prediction_layers(head: nn.Module) -> List[PredictionSite]:
             sites = [(layer, per_level) for name in entry.names
                      for layer, per_level in _resolve(head, name, True)]
         except AttributeError as error:
+            head_type = next(
+                cls.__name__ for cls in type(head).__mro__
+                if not issubclass(cls, YOLORMixin))
             print_log(
-                f'{type(head).__name__}: its PREDICTION_LAYERS entry does '
-                f'not fit ({error}); searching its prediction layers '
-                f'instead. Add an entry for {type(head).__name__}.',
+                f'{head_type}: its PREDICTION_LAYERS entry does not fit '
+                f'({error}); searching its prediction layers instead. Add '
+                f'an entry for {head_type}.',
                 logger='current',
                 level=logging.WARNING)
     if sites is None:
