@@ -1,6 +1,7 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """The main job on the embedded data: train detectors with and without
-YOLOR, evaluate them, print the seed-style table and draw the curves.
+YOLOR, evaluate them, print the seed-style table and draw the curves and
+the detections.
 
 ``make demo`` runs :func:`run_demo` through ``tools/demo.py``. Every training
 is a ``tools/train.py`` process on a config written into its work dir (the
@@ -18,14 +19,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
 from .analysis.compare import compare, dump_json, format_table
 from .analysis.plot import (format_implicit_summary, load_implicit_stats,
                             plot_curves, plot_implicits)
-from .analysis.work_dirs import load_work_dirs
+from .analysis.predictions import plot_predictions
+from .analysis.work_dirs import WorkDir, load_work_dirs
 from .datasets import ensure_dataset
 from .package_data import CONFIGS_ROOT, tool_path
 from .toggle import YOLOR_PARTS, yolorize
@@ -82,6 +84,9 @@ class DemoSettings:
 class Run:
     """One training of the demo, and how far it got."""
     name: str
+    detector: str
+    variant: str
+    seed: int
     config: str
     work_dir: str
     total_iters: int
@@ -95,8 +100,8 @@ def run_config(config_path: str, settings: DemoSettings) -> Config:
     cfg = Config.fromfile(config_path)
     cfg.merge_from_dict(settings.cfg_options)
     if settings.epochs is not None:
+        # The loop validates the last epoch whatever the val_interval.
         cfg.train_cfg.max_epochs = settings.epochs
-        cfg.train_cfg.val_interval = settings.epochs
         for scheduler in cfg.param_scheduler:
             if scheduler.get('by_epoch', False):
                 scheduler.end = settings.epochs
@@ -140,7 +145,8 @@ def plan_runs(settings: DemoSettings) -> List[Run]:
                 iters = math.ceil(loader.dataset.generator.num_train /
                                   loader.batch_size)
                 runs.append(
-                    Run(f'{detector} {variant} seed {seed}', config, work_dir,
+                    Run(f'{detector} {variant} seed {seed}', detector, variant,
+                        seed, config, work_dir,
                         iters * cfg.train_cfg.max_epochs))
     return runs
 
@@ -215,11 +221,36 @@ def train_all(runs: List[Run],
     log(progress_line(runs, time.time() - start))
 
 
+def last_checkpoint(work_dir: str) -> str:
+    """The checkpoint a finished training saved last."""
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def prediction_models(runs: List[Run],
+                      work_dirs: List[WorkDir]) -> Dict[str, Tuple[str, str]]:
+    """Column title and ``(config, checkpoint)`` of the runs of the first
+    seed, baseline before YOLOR of each detector, for
+    :func:`~mmdet_yolor.analysis.predictions.plot_predictions`.
+
+    Args:
+        runs (list[Run]): The finished runs.
+        work_dirs (list[WorkDir]): Their work dirs, in the same order.
+    """
+    seed = runs[0].seed
+    return {
+        f'{work_dir.detector} {work_dir.variant}, seed {seed}':
+        (run.config, last_checkpoint(run.work_dir))
+        for run, work_dir in zip(runs, work_dirs) if run.seed == seed
+    }
+
+
 def run_demo(settings: DemoSettings, log=print) -> str:
     """Generate the data, train every run, then write and return the table.
 
-    Writes ``results.md``, ``results.json``, ``curves.png`` and
-    ``implicit_<detector>.png`` into ``settings.work_dir``.
+    Writes ``results.md``, ``results.json``, ``curves.png``,
+    ``predictions.png`` and ``implicit_<detector>.png`` into
+    ``settings.work_dir``.
     """
     start = time.time()
     runs = plan_runs(settings)
@@ -230,20 +261,21 @@ def run_demo(settings: DemoSettings, log=print) -> str:
         f'{settings.work_dir}')
     train_all(runs, settings.jobs, log=log)
 
-    work_dirs = [run.work_dir for run in runs]
-    comparisons = compare(work_dirs)
+    comparisons = compare([run.work_dir for run in runs])
     table = format_table(comparisons)
     with open(osp.join(settings.work_dir, 'results.md'), 'w') as f:
         f.write(table + '\n')
     dump_json(comparisons, osp.join(settings.work_dir, 'results.json'))
-    plot_curves(
-        load_work_dirs(work_dirs), osp.join(settings.work_dir, 'curves.png'))
+    work_dirs = load_work_dirs([run.work_dir for run in runs])
+    plot_curves(work_dirs, osp.join(settings.work_dir, 'curves.png'))
+    plot_predictions(
+        prediction_models(runs, work_dirs),
+        osp.join(settings.work_dir, 'predictions.png'))
     for detector in settings.detectors:
-        yolor = next(
-            run for run in runs if run.name.startswith(f'{detector} yolor'))
-        with open(osp.join(yolor.work_dir, 'last_checkpoint')) as f:
-            checkpoint = f.read().strip()
-        stats = load_implicit_stats(yolor.config, checkpoint)
+        yolor = next(run for run in runs
+                     if run.detector == detector and run.variant == 'yolor')
+        stats = load_implicit_stats(yolor.config,
+                                    last_checkpoint(yolor.work_dir))
         plot_implicits(stats,
                        osp.join(settings.work_dir, f'implicit_{detector}.png'))
         with open(
@@ -251,5 +283,6 @@ def run_demo(settings: DemoSettings, log=print) -> str:
                 'w') as f:
             f.write(format_implicit_summary(stats) + '\n')
     log(f'[demo] finished in {_format_seconds(time.time() - start)}; '
-        f'table, curves and implicit plots in {settings.work_dir}')
+        f'table, curves, predictions and implicit plots in '
+        f'{settings.work_dir}')
     return table

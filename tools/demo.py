@@ -1,7 +1,8 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """The main job: train detectors with and without YOLOR on the embedded
 synthetic shapes data (generated on first use), evaluate, print the
-seed-style comparison table and draw the curves. `make demo` runs it."""
+seed-style comparison table and draw the curves and the detections.
+`make demo` runs it."""
 import argparse
 
 from mmdet_yolor import launch

@@ -2,7 +2,8 @@
 """Plots of baseline and YOLOR runs and of what the implicits learned.
 
 - :func:`plot_curves`: training loss against iteration and box mAP against
-  epoch, one line per work dir.
+  epoch, one colour per detector and variant, the mean and ± std band of
+  several seeds.
 - :func:`plot_implicits`: the values ``g(z)`` of every implicit layer of a
   trained YOLOR model and their drift from initialisation, with
   :func:`load_implicit_stats` and :func:`format_implicit_summary`.
@@ -15,7 +16,7 @@ import os.path as osp
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -34,6 +35,8 @@ from .work_dirs import WorkDir, metric_values
 
 VARIANT_LINESTYLES = {'baseline': '-', 'YOLOR': '--'}
 SEED_MARKERS = ('o', 's', '^', 'D', 'v', 'P', 'X')
+# Opacity of the ± std bands of several seeds.
+BAND_ALPHA = 0.2
 # Short names of the module attributes holding implicit layers.
 IMPLICIT_ATTRIBUTES = {
     'implicit_alignment': 'align',
@@ -66,93 +69,229 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
     return (sums[ends] - sums[ends - counts]) / counts
 
 
+def curve_group(work_dir: WorkDir) -> Tuple[str, str, str]:
+    """The curve a work dir belongs to: its detector, experiment and
+    variant. The work dirs of one group are seeds of one training."""
+    return work_dir.detector, work_dir.experiment, work_dir.variant
+
+
 def _seed_indices(work_dirs: Sequence[WorkDir]) -> List[int]:
-    """Index (from 1) of each work dir among the seeds of its detector,
-    experiment and variant."""
+    """Index (from 1) of each work dir among the seeds of its group."""
     seen: Counter = Counter()
     indices = []
     for w in work_dirs:
-        seen[(w.detector, w.experiment, w.variant)] += 1
-        indices.append(seen[(w.detector, w.experiment, w.variant)])
+        seen[curve_group(w)] += 1
+        indices.append(seen[curve_group(w)])
     return indices
+
+
+def _variant_labels(work_dirs: Sequence[WorkDir]) -> List[str]:
+    """``'<detector> <variant>'`` of each work dir, with the experiment
+    when a detector has several."""
+    experiments = Counter(detector
+                          for detector, _ in {(w.detector, w.experiment)
+                                              for w in work_dirs})
+    labels = []
+    for w in work_dirs:
+        label = f'{w.detector} {w.variant}'
+        if experiments[w.detector] > 1:
+            label += f' ({w.experiment})'
+        labels.append(label)
+    return labels
 
 
 def curve_labels(work_dirs: Sequence[WorkDir]) -> List[str]:
     """Legend label of each work dir: ``'<detector> baseline'`` or
     ``'<detector> YOLOR'``, with the seed index (``#2``) when a variant has
     several seeds and the experiment when a detector has several."""
-    seeds = Counter((w.detector, w.experiment, w.variant) for w in work_dirs)
-    experiments = Counter(detector
-                          for detector, _ in {(w.detector, w.experiment)
-                                              for w in work_dirs})
-    labels = []
-    for work_dir, index in zip(work_dirs, _seed_indices(work_dirs)):
-        label = f'{work_dir.detector} {work_dir.variant}'
-        if experiments[work_dir.detector] > 1:
-            label += f' ({work_dir.experiment})'
-        if seeds[(work_dir.detector, work_dir.experiment,
-                  work_dir.variant)] > 1:
-            label += f' #{index}'
-        labels.append(label)
-    return labels
+    seeds = Counter(map(curve_group, work_dirs))
+    return [
+        label + (f' #{index}' if seeds[curve_group(w)] > 1 else '')
+        for w, label, index in zip(work_dirs, _variant_labels(work_dirs),
+                                   _seed_indices(work_dirs))
+    ]
 
 
-def plot_curves(work_dirs: Sequence[WorkDir], out: str) -> List[str]:
+def group_labels(work_dirs: Sequence[WorkDir]) -> List[str]:
+    """Legend label of the group of each work dir: as
+    :func:`curve_labels`, but a group of several seeds is one curve,
+    ``'<detector> <variant> (mean ± std, <n> seeds)'``."""
+    seeds = Counter(map(curve_group, work_dirs))
+    return [
+        label + (f' (mean ± std, {seeds[curve_group(w)]} seeds)'
+                 if seeds[curve_group(w)] > 1 else '')
+        for w, label in zip(work_dirs, _variant_labels(work_dirs))
+    ]
+
+
+def curve_colors(work_dirs: Sequence[WorkDir]) -> List[str]:
+    """Colour of each work dir: one per group (detector, experiment and
+    variant) in order of appearance, the same in every panel."""
+    groups = list(dict.fromkeys(map(curve_group, work_dirs)))
+    return [f'C{groups.index(curve_group(w)) % 10}' for w in work_dirs]
+
+
+def mean_std(
+    series: Sequence[Tuple[Sequence[float], Sequence[float]]]
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and sample standard deviation (ddof=1, as the comparison
+    table) of several ``(x, y)`` series at every x of any of them.
+
+    Args:
+        series (Sequence[tuple]): ``(xs, ys)`` of each series, e.g. the
+            epochs and mAP of each seed.
+
+    Returns:
+        tuple[np.ndarray]: The sorted x values, the mean of the series that
+        have each x and their standard deviation, NaN where fewer than two
+        series have that x.
+    """
+    values: Dict[float, List[float]] = {}
+    for xs, ys in series:
+        for x, y in zip(xs, ys):
+            values.setdefault(x, []).append(y)
+    xs = np.array(sorted(values))
+    means = np.array([np.mean(values[x]) for x in xs])
+    stds = np.array([
+        np.std(values[x], ddof=1) if len(values[x]) > 1 else np.nan for x in xs
+    ])
+    return xs, means, stds
+
+
+def _loss_series(work_dir: WorkDir) -> Tuple[List[float], np.ndarray]:
+    """Iterations and training loss of a work dir, a trailing moving
+    average over about 2% of the iterations."""
+    steps = [record['step'] for record in work_dir.train_records]
+    losses = [record['loss'] for record in work_dir.train_records]
+    return steps, smooth(losses, max(1, round(len(losses) / 50)))
+
+
+def _map_series(work_dir: WorkDir) -> Tuple[List[float], List[float]]:
+    """Epochs (steps) and box mAP (%) of the validations of a work dir."""
+    points = [(record['step'], metric_values(record).get('bbox_mAP'))
+              for record in work_dir.val_records]
+    points = [(step, value * 100) for step, value in points
+              if value is not None]
+    return [step for step, _ in points], [value for _, value in points]
+
+
+def _plot_band(axes: Axes, series: Sequence[Tuple[Sequence[float],
+                                                  Sequence[float]]],
+               **style) -> None:
+    """Plot the mean of ``series`` and a ± std band in one colour."""
+    series = [(xs, ys) for xs, ys in series if len(xs)]
+    if not series:
+        return
+    xs, means, stds = mean_std(series)
+    axes.plot(xs, means, **style)
+    if len(series) > 1:
+        axes.fill_between(
+            xs,
+            means - stds,
+            means + stds,
+            color=style['color'],
+            alpha=BAND_ALPHA,
+            linewidth=0)
+
+
+def curves_figure(work_dirs: Sequence[WorkDir],
+                  per_seed: bool = False) -> Tuple[Figure, List[str]]:
+    """Draw training loss against iteration and box mAP against epoch of
+    work dirs; see :func:`plot_curves`.
+
+    Args:
+        work_dirs (Sequence[WorkDir]): The work dirs to draw.
+        per_seed (bool): Draw every seed's curve instead of the mean and
+            standard deviation of the seeds. Defaults to False.
+
+    Returns:
+        tuple[Figure, list[str]]: The figure (two axes: loss, mAP) and the
+        legend label each work dir is drawn under.
+    """
+    labels = curve_labels(work_dirs) if per_seed else group_labels(work_dirs)
+    colors = curve_colors(work_dirs)
+    figure = _new_figure(11, 4.6)
+    loss_axes, map_axes = figure.subplots(1, 2)
+    if per_seed:
+        for work_dir, label, color, seed in zip(work_dirs, labels, colors,
+                                                _seed_indices(work_dirs)):
+            style = dict(
+                color=color,
+                linestyle=VARIANT_LINESTYLES[work_dir.variant],
+                marker=SEED_MARKERS[(seed - 1) % len(SEED_MARKERS)],
+                markersize=4,
+                linewidth=1.2,
+                label=label)
+            steps, losses = _loss_series(work_dir)
+            if steps:
+                every = max(1, len(steps) // 8)
+                loss_axes.plot(steps, losses, markevery=every, **style)
+            epochs, maps = _map_series(work_dir)
+            if epochs:
+                map_axes.plot(epochs, maps, **style)
+    else:
+        groups: Dict[Tuple[str, str, str], List[int]] = {}
+        for index, work_dir in enumerate(work_dirs):
+            groups.setdefault(curve_group(work_dir), []).append(index)
+        for indices in groups.values():
+            members = [work_dirs[index] for index in indices]
+            style = dict(
+                color=colors[indices[0]],
+                linestyle=VARIANT_LINESTYLES[members[0].variant],
+                linewidth=1.2,
+                label=labels[indices[0]])
+            _plot_band(loss_axes, [_loss_series(w) for w in members], **style)
+            _plot_band(
+                map_axes, [_map_series(w) for w in members],
+                marker='o',
+                markersize=4,
+                **style)
+    loss_axes.set(title='training loss', xlabel='iteration', ylabel='loss')
+    map_axes.set(
+        title='validation box mAP', xlabel='epoch', ylabel='box mAP (%)')
+    map_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles: Dict[str, Any] = {}
+    for axes in (loss_axes, map_axes):
+        axes.grid(alpha=0.3)
+        if not axes.lines:
+            axes.text(
+                0.5, 0.5, 'no data', ha='center', transform=axes.transAxes)
+        for handle, label in zip(*axes.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        figure.legend(
+            handles.values(),
+            handles.keys(),
+            loc='outside lower center',
+            ncols=min(len(handles), 4),
+            fontsize=8)
+    return figure, labels
+
+
+def plot_curves(work_dirs: Sequence[WorkDir],
+                out: str,
+                per_seed: bool = False) -> List[str]:
     """Plot training loss against iteration and box mAP against epoch of
     each work dir into one figure saved at ``out``.
 
-    Colours tell detectors apart, line styles baseline (solid) and YOLOR
-    (dashed), markers seeds. The loss is a trailing moving average over
-    about 2% of the iterations.
+    Each group of work dirs (detector, experiment and variant) has its own
+    colour in both panels and one legend entry; line styles tell baseline
+    (solid) and YOLOR (dashed) apart too. The work dirs of a group are
+    seeds: they are drawn as their mean with a ± std band (sample standard
+    deviation), or each with its own marker when ``per_seed``. The loss is
+    a trailing moving average over about 2% of the iterations.
 
     Args:
         work_dirs (Sequence[WorkDir]): Work dirs read by
             :func:`~mmdet_yolor.analysis.work_dirs.load_work_dirs`.
         out (str): Image file to write (format from its extension).
+        per_seed (bool): Draw every seed's curve instead of the mean and
+            standard deviation of the seeds. Defaults to False.
 
     Returns:
-        list[str]: The legend label of each work dir.
+        list[str]: The legend label each work dir is drawn under.
     """
-    labels = curve_labels(work_dirs)
-    detectors = list(dict.fromkeys(w.detector for w in work_dirs))
-    figure = _new_figure(11, 4.2)
-    loss_axes, map_axes = figure.subplots(1, 2)
-    for work_dir, label, seed in zip(work_dirs, labels,
-                                     _seed_indices(work_dirs)):
-        style = dict(
-            color=f'C{detectors.index(work_dir.detector) % 10}',
-            linestyle=VARIANT_LINESTYLES[work_dir.variant],
-            marker=SEED_MARKERS[(seed - 1) % len(SEED_MARKERS)],
-            markersize=4,
-            linewidth=1.2,
-            label=label)
-        train = work_dir.train_records
-        if train:
-            steps = [record['step'] for record in train]
-            losses = [record['loss'] for record in train]
-            loss_axes.plot(
-                steps,
-                smooth(losses, max(1, round(len(losses) / 50))),
-                markevery=max(1,
-                              len(steps) // 8),
-                **style)
-        boxes = [(record['step'], metric_values(record).get('bbox_mAP'))
-                 for record in work_dir.val_records]
-        maps = [(step, value * 100) for step, value in boxes
-                if value is not None]
-        if maps:
-            map_axes.plot(*zip(*maps), **style)
-    loss_axes.set(title='training loss', xlabel='iteration', ylabel='loss')
-    map_axes.set(
-        title='validation box mAP', xlabel='epoch', ylabel='box mAP (%)')
-    map_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for axes in (loss_axes, map_axes):
-        axes.grid(alpha=0.3)
-        if axes.lines:
-            axes.legend(fontsize=7)
-        else:
-            axes.text(
-                0.5, 0.5, 'no data', ha='center', transform=axes.transAxes)
+    figure, labels = curves_figure(work_dirs, per_seed)
     figure.savefig(out, dpi=150)
     return labels
 

@@ -2,13 +2,16 @@
 import numpy as np
 import pytest
 import torch
+from matplotlib.colors import to_rgb
 from mmdet.registry import MODELS
 
 from mmdet_yolor import yolorize
-from mmdet_yolor.analysis.plot import (ImplicitPlotError, curve_labels,
+from mmdet_yolor.analysis.plot import (ImplicitPlotError, curve_colors,
+                                       curve_labels, curves_figure,
                                        format_implicit_summary,
                                        implicit_location, load_implicit_stats,
-                                       plot_curves, plot_implicits, smooth)
+                                       mean_std, plot_curves, plot_implicits,
+                                       smooth)
 from mmdet_yolor.analysis.work_dirs import load_work_dirs
 from mmdet_yolor.testing import (FASTER_RCNN, FASTER_RCNN_YOLOR, get_config,
                                  make_work_dir, one_run, shrink_backbone,
@@ -24,7 +27,18 @@ def test_smooth_is_a_trailing_moving_average():
     np.testing.assert_allclose(smooth([1, 2, 3], 1), [1, 2, 3])
 
 
-def test_curves(tmp_path):
+def test_mean_std_over_seeds_at_every_x():
+    xs, means, stds = mean_std([([1, 2, 3], [1., 2., 3.]), ([1, 2], [3., 4.])])
+    np.testing.assert_allclose(xs, [1, 2, 3])
+    np.testing.assert_allclose(means, [2, 3, 3])
+    # sample standard deviation, as the comparison table; none of one value
+    np.testing.assert_allclose(stds, [np.sqrt(2), np.sqrt(2), np.nan])
+
+
+@pytest.fixture
+def curve_work_dirs(tmp_path):
+    """Two Faster R-CNN baseline seeds, one YOLOR run of 3 epochs and an
+    FCOS run without validation yet."""
     paths = [
         make_work_dir(tmp_path, 'base_1', FASTER_RCNN, one_run((.3, .5, .3))),
         make_work_dir(tmp_path, 'yolor', FASTER_RCNN_YOLOR,
@@ -34,15 +48,71 @@ def test_curves(tmp_path):
         make_work_dir(tmp_path, 'fcos', dict(type='FCOS'),
                       [('20240101_000000', train_records(1, 100))]),
     ]
-    work_dirs = load_work_dirs(paths)
+    return load_work_dirs(paths)
+
+
+def test_curves(curve_work_dirs, tmp_path):
     out = tmp_path / 'curves.png'
-    labels = plot_curves(work_dirs, str(out))
+    labels = plot_curves(curve_work_dirs, str(out))
+    seeds = 'Faster R-CNN baseline (mean ± std, 2 seeds)'
+    assert labels == [seeds, 'Faster R-CNN YOLOR', seeds, 'FCOS baseline']
+    assert out.read_bytes().startswith(b'\x89PNG')
+    assert out.stat().st_size > 10_000
+
+
+def test_curves_colour_each_variant_in_both_panels(curve_work_dirs):
+    assert curve_colors(curve_work_dirs) == ['C0', 'C1', 'C0', 'C2']
+    figure, _ = curves_figure(curve_work_dirs)
+    loss_axes, map_axes = figure.axes
+    loss_colors = {
+        line.get_label(): line.get_color()
+        for line in loss_axes.lines
+    }
+    map_colors = {
+        line.get_label(): line.get_color()
+        for line in map_axes.lines
+    }
+    # one line per variant, in one colour per variant
+    assert len(loss_colors) == 3 and len(set(loss_colors.values())) == 3
+    assert map_colors == {
+        label: color
+        for label, color in loss_colors.items() if 'FCOS' not in label
+    }
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert legend == list(loss_colors)
+
+
+def test_curves_draw_the_mean_and_std_band_of_seeds(curve_work_dirs):
+    figure, labels = curves_figure(curve_work_dirs)
+    _, map_axes = figure.axes
+    lines = {line.get_label(): line for line in map_axes.lines}
+    # mAP (%) of the two baseline seeds: epoch 1 both 10, epoch 2 30 and 31
+    mean = lines[labels[0]]
+    np.testing.assert_allclose(mean.get_xdata(), [1, 2])
+    np.testing.assert_allclose(mean.get_ydata(), [10, 30.5])
+    np.testing.assert_allclose(lines['Faster R-CNN YOLOR'].get_xdata(),
+                               [1, 2, 3])
+    # a band for the variant with several seeds only, in its colour
+    band, = map_axes.collections
+    assert band.get_facecolor()[0][:3] == pytest.approx(
+        to_rgb(mean.get_color()))
+    top = band.get_paths()[0].vertices[:, 1].max()
+    assert top == pytest.approx(30.5 + np.std([30, 31], ddof=1))
+
+
+def test_curves_per_seed(curve_work_dirs, tmp_path):
+    labels = plot_curves(
+        curve_work_dirs, str(tmp_path / 'curves.png'), per_seed=True)
     assert labels == [
         'Faster R-CNN baseline #1', 'Faster R-CNN YOLOR',
         'Faster R-CNN baseline #2', 'FCOS baseline'
     ]
-    assert out.read_bytes().startswith(b'\x89PNG')
-    assert out.stat().st_size > 10_000
+    figure, _ = curves_figure(curve_work_dirs, per_seed=True)
+    _, map_axes = figure.axes
+    seed_1, _, seed_2 = map_axes.lines
+    assert seed_1.get_color() == seed_2.get_color()
+    assert seed_1.get_marker() != seed_2.get_marker()
+    assert not map_axes.collections
 
 
 def test_curve_labels_name_experiments_of_a_detector(tmp_path):

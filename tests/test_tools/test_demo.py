@@ -9,7 +9,7 @@ from mmengine.config import Config
 from torch.utils._pytree import tree_leaves
 
 from mmdet_yolor import yolorize
-from mmdet_yolor.demo import DEMO_CONFIGS
+from mmdet_yolor.demo import DEMO_CONFIGS, DemoSettings, run_config
 from mmdet_yolor.testing import CONFIGS_ROOT
 
 
@@ -18,6 +18,13 @@ def test_yolor_demo_configs_equal_yolorized_baselines():
         expected = yolorize(Config.fromfile(f'{CONFIGS_ROOT}/demo/{baseline}'))
         shipped = Config.fromfile(f'{CONFIGS_ROOT}/demo/{yolor}')
         assert shipped.to_dict() == expected.to_dict()
+
+
+def test_shorter_schedule_validates_every_epoch():
+    baseline, _ = DEMO_CONFIGS['fcos']
+    cfg = run_config(f'{CONFIGS_ROOT}/demo/{baseline}', DemoSettings(epochs=3))
+    assert cfg.train_cfg.max_epochs == 3
+    assert cfg.train_cfg.val_interval == 1
 
 
 def test_short_demo_end_to_end(run_tool, tmp_path):
@@ -48,7 +55,7 @@ def test_short_demo_end_to_end(run_tool, tmp_path):
     assert lines[4].startswith('| Δ |')
     results = json.loads((tmp_path / 'demo' / 'results.json').read_text())
     assert results[0]['detector'] == 'FCOS'
-    for picture in ('curves.png', 'implicit_fcos.png'):
+    for picture in ('curves.png', 'predictions.png', 'implicit_fcos.png'):
         assert (tmp_path / 'demo' / picture).stat().st_size > 0
     assert 'neck.implicit_alignment.0' in (tmp_path / 'demo' /
                                            'implicit_fcos.txt').read_text()

@@ -1,7 +1,9 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """Plot baseline and YOLOR runs.
 
-curves:   training loss and validation box mAP of work dirs.
+curves:   training loss and validation box mAP of work dirs, one colour per
+          detector and variant; the seeds of a variant as their mean and
+          ± std band, or each on its own with --per-seed.
 implicit: the implicit values of a trained YOLOR model and their drift from
           initialisation; also prints a summary table.
 """
@@ -25,6 +27,11 @@ def parse_args():
     curves.add_argument('work_dirs', nargs='+', help='training work dirs')
     curves.add_argument(
         '--out', default='curves.png', help='image file to write')
+    curves.add_argument(
+        '--per-seed',
+        action='store_true',
+        help='draw every seed\'s curves instead of the mean and standard '
+        'deviation of the seeds of each variant')
 
     implicit = commands.add_parser(
         'implicit', help='implicit values of a YOLOR checkpoint')
@@ -47,7 +54,7 @@ def main():
             work_dirs = load_work_dirs(args.work_dirs)
         except WorkDirError as error:
             raise SystemExit(f'plot curves: {error}')
-        plot_curves(work_dirs, args.out)
+        plot_curves(work_dirs, args.out, args.per_seed)
     else:
         try:
             stats = load_implicit_stats(args.config, args.checkpoint,
