@@ -138,6 +138,12 @@ def test_every_head_is_wrapped_and_heads_without_predictions_are_not():
     model = yolorize(panoptic).model
     assert model.semantic_head.type == 'YOLORHead'
     assert model.panoptic_fusion_head.type == 'HeuristicFusionHead'
+    # the backbone stage a C4 RoI head shares is no prediction head
+    c4 = get_mmdet_config(
+        'mmdet::faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py')
+    roi_head = yolorize(c4).model.roi_head
+    assert roi_head.shared_head.type == 'ResLayer'
+    assert roi_head.bbox_head.type == 'YOLORHead'
 
 
 def test_unknown_head_type_is_refused():

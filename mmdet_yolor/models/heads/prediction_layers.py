@@ -30,6 +30,7 @@ from mmdet.models.dense_heads import (CentripetalHead, EmbeddingRPNHead,
                                       YOLACTProtonet)
 from mmdet.models.layers.transformer import MLP
 from mmdet.models.roi_heads.mask_heads import FeatureRelayHead
+from mmdet.models.roi_heads.shared_heads import ResLayer
 from mmengine.logging import print_log
 from torch import nn
 
@@ -64,6 +65,10 @@ PREDICTION_LAYERS: Dict[type, PredictionLayers] = {
     FeatureRelayHead:
     PredictionLayers((),
                      'relays box features to the mask head; predicts nothing'),
+    ResLayer:
+    PredictionLayers(
+        (), "the backbone stage of C4 RoI heads (their 'shared_head'): "
+        'computes features, predicts nothing'),
     MaskFormerHead:
     PredictionLayers(
         ('cls_embed', 'mask_embed'),
