@@ -93,10 +93,19 @@ def fpn_level_producers(neck: FPN) -> List[Union[nn.Module, str]]:
 
 
 # How the output levels of a neck type are produced, for folding the
-# alignment of placement='outputs' (looked up along the class hierarchy).
+# alignment of placement='outputs', keyed by the class whose ``forward``
+# the neck runs: a subclass that overrides it (PAFPN adds a bottom-up path
+# after ``fpn_convs``, RFP feeds its outputs back into the backbone) has
+# outputs these rules do not describe, and keeps its implicits.
 LEVEL_PRODUCERS: Dict[type, Callable[[nn.Module], list]] = {
     FPN: fpn_level_producers,
 }
+
+
+def forward_owner(module_type: type) -> type:
+    """The class along ``module_type``'s MRO that defines its
+    ``forward``."""
+    return next(cls for cls in module_type.__mro__ if 'forward' in vars(cls))
 
 
 class FeatureAlignmentMixin(FoldableMixin):
@@ -137,10 +146,7 @@ class FeatureAlignmentMixin(FoldableMixin):
         alignment = self._modules.get('implicit_alignment')
         if alignment is None:
             return []
-        rule = next(
-            (LEVEL_PRODUCERS[cls]
-             for cls in wrapped_type(self).__mro__ if cls in LEVEL_PRODUCERS),
-            None)
+        rule = LEVEL_PRODUCERS.get(forward_owner(wrapped_type(self)))
         producers = rule(self) if rule else [
             f'no folding rule for the outputs of '
             f'{wrapped_type(self).__name__}'

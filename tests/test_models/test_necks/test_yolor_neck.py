@@ -243,3 +243,28 @@ def test_output_convs_placement_refusals():
                     type='ChannelMapper', in_channels=[8], out_channels=8)))
     with pytest.raises(ValueError, match='placement must be one of'):
         build(placement='inputs')
+
+
+@pytest.mark.parametrize('neck_type', ['FPN', 'PAFPN'])
+def test_folding_follows_the_forward_the_neck_runs(neck_type):
+    """PAFPN subclasses FPN but adds a bottom-up path after ``fpn_convs``:
+    folding its alignment into them would be wrong, so it is kept."""
+    yolor = MODELS.build(
+        dict(
+            type='YOLORNeck',
+            neck=dict(FPN_CFG, type=neck_type),
+            implicit_cfg=dict(std=0.5)))
+    yolor.eval()
+    with torch.no_grad():
+        expected = yolor(neck_inputs())
+        sites = yolor.fold_implicit()
+        actual = yolor(neck_inputs())
+    for e, a in zip(expected, actual):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5)
+    folded = [site.folded for site in sites]
+    if neck_type == 'FPN':
+        # the levels whose conv output nothing else reads
+        assert folded == [True, True, False, True]
+    else:
+        assert folded == [False] * 4
+        assert sites[0].how == 'no folding rule for the outputs of PAFPN'
