@@ -28,7 +28,14 @@ stock behaviour, e.g. in a codebase that imports only the layers.
    same directory that replaces the target only once complete, with the
    permissions ``open`` would give it (the umask, or those of the file it
    replaces). Every other file operation is mmengine's.
-3. Multi-process training without CUDA (:func:`setup_distributed`, called
+3. ``ssd_predict``: SSD predicts (:func:`let_ssd_predict`). mmdet 3.3.0's
+   ``BaseDenseHead.predict_by_feat`` reads ``self.loss_cls``, which
+   ``SSDHead`` never sets (it computes its loss itself), so every SSD
+   config fails at validation and inference with ``'SSDHead' object has
+   no attribute 'loss_cls'`` (open-mmlab/mmdetection#11305, #11780). The
+   fix gives ``SSDHead`` a class attribute ``loss_cls = None``, read only
+   where stock mmdet raised.
+4. Multi-process training without CUDA (:func:`setup_distributed`, called
    by the tools for each run, not at import). mmengine's ``init_dist`` calls
    ``torch.cuda.set_device`` and its DDP wrapper passes CUDA
    ``device_ids``. On a machine without CUDA the fix starts the process
@@ -47,6 +54,7 @@ from typing import Callable, Dict, List
 import numpy as np
 import torch
 import torch.distributed as torch_dist
+from mmdet.models.dense_heads import SSDHead
 from mmengine.config import Config
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import HistoryBuffer
@@ -192,10 +200,19 @@ def register_atomic_local_backend() -> None:
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')
 
 
+def let_ssd_predict() -> None:
+    """Give ``SSDHead`` the ``loss_cls`` that mmdet's shared prediction
+    code reads (fix ``ssd_predict``). An instance attribute, should a
+    subclass set one, still takes precedence."""
+    if not hasattr(SSDHead, 'loss_cls'):
+        SSDHead.loss_cls = None
+
+
 # The process-wide fixes, applied once by :func:`apply_fixes`.
 IMPORT_FIXES: Dict[str, Callable[[], None]] = {
     'resume': register_checkpoint_loader,
     'atomic_checkpoints': register_atomic_local_backend,
+    'ssd_predict': let_ssd_predict,
 }
 _applied: List[str] = []
 
@@ -231,7 +248,7 @@ def apply_fixes() -> List[str]:
 
 
 def setup_distributed(cfg: Config) -> None:
-    """Prepare a multi-process run on a machine without CUDA (fix 3).
+    """Prepare a multi-process run on a machine without CUDA (fix 4).
 
     With ``cfg.launcher == 'pytorch'`` (torchrun, ``tools/dist_train.sh``)
     and no CUDA device, start the default process group on gloo and build

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmengine.config import Config, ConfigDict
 from mmengine.fileio import LocalBackend
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader
@@ -239,17 +241,20 @@ STOCK_STATE = textwrap.dedent('''
     from mmengine.fileio.backends import registry_utils
     from mmengine.logging import HistoryBuffer
     from mmengine.runner.checkpoint import CheckpointLoader
+    from mmdet.models.dense_heads import SSDHead
     import mmdet_yolor
     print(CheckpointLoader._schemes[''].__module__,
           registry_utils.backends['local'].__name__,
-          HistoryBuffer in copyreg.dispatch_table)
+          HistoryBuffer in copyreg.dispatch_table,
+          hasattr(SSDHead, 'loss_cls'))
 ''')
 
 
 # (the default, every fix applied, is what this process shows)
 @pytest.mark.parametrize('disabled,expected', [
-    ('all', 'mmengine.runner.checkpoint LocalBackend False'),
-    ('resume', 'mmengine.runner.checkpoint AtomicLocalBackend False'),
+    ('all', 'mmengine.runner.checkpoint LocalBackend False False'),
+    ('resume', 'mmengine.runner.checkpoint AtomicLocalBackend False True'),
+    ('ssd_predict', 'mmdet_yolor.compat AtomicLocalBackend True False'),
 ])
 def test_fixes_can_be_disabled(disabled, expected):
     env = dict(os.environ, **{compat.DISABLE_FIXES_ENV: disabled})
@@ -265,3 +270,39 @@ def test_unknown_fix_names_are_refused(monkeypatch):
     monkeypatch.setenv(compat.DISABLE_FIXES_ENV, 'resume,atomic')
     with pytest.raises(ValueError, match="unknown fixes \\['atomic'\\]"):
         compat.apply_fixes()
+
+
+def test_ssd_predicts():
+    """Stock mmdet 3.3.0 fails here with ``'SSDHead' object has no
+    attribute 'loss_cls'`` (open-mmlab/mmdetection#11305)."""
+    head = MODELS.build(
+        dict(
+            type='SSDHead',
+            num_classes=3,
+            in_channels=(8, 8, 8),
+            stacked_convs=0,
+            anchor_generator=dict(
+                type='SSDAnchorGenerator',
+                scale_major=False,
+                input_size=64,
+                min_sizes=[8, 16, 32],
+                max_sizes=[16, 32, 64],
+                strides=[8, 16, 32],
+                ratios=[[2], [2], [2]]),
+            bbox_coder=dict(
+                type='DeltaXYWHBBoxCoder',
+                target_means=[.0, .0, .0, .0],
+                target_stds=[0.1, 0.1, 0.2, 0.2]),
+            test_cfg=ConfigDict(
+                nms_pre=100,
+                nms=dict(type='nms', iou_threshold=0.45),
+                min_bbox_size=0,
+                score_thr=0.0,
+                max_per_img=10)))
+    torch.manual_seed(0)
+    feats = tuple(torch.rand(1, 8, size, size) for size in (8, 4, 2))
+    results = head.predict(
+        feats, [DetDataSample(metainfo=dict(img_shape=(64, 64)))],
+        rescale=False)
+    assert len(results[0]) == 10
+    assert head.loss_cls is None
