@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from mmcv.cnn import ConvModule
-from mmdet.models.dense_heads import (CentripetalHead, EmbeddingRPNHead,
-                                      MaskFormerHead, SOLOV2Head,
-                                      YOLACTProtonet)
+from mmdet.models.dense_heads import (CentripetalHead, CondInstMaskHead,
+                                      EmbeddingRPNHead, MaskFormerHead,
+                                      SOLOV2Head, YOLACTProtonet)
+from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.layers.transformer import MLP
 from mmdet.models.roi_heads.mask_heads import FeatureRelayHead
 from mmdet.models.roi_heads.shared_heads import ResLayer
@@ -69,6 +70,11 @@ PREDICTION_LAYERS: Dict[type, PredictionLayers] = {
     PredictionLayers(
         (), "the backbone stage of C4 RoI heads (their 'shared_head'): "
         'computes features, predicts nothing'),
+    CondInstMaskHead:
+    PredictionLayers(
+        (), 'its mask convs are dynamic: their weights come from the box '
+        "head's controller, which YOLOR refines; its own convs compute mask "
+        'features'),
     MaskFormerHead:
     PredictionLayers(
         ('cls_embed', 'mask_embed'),
@@ -155,12 +161,24 @@ def search_prediction_layers(head: nn.Module) -> List[str]:
     another candidate (RPN's ``rpn_conv``, a mask head's ``upsample``,
     shared FCs before ``fc_cls``).
 
+    A head made of stage heads (a ModuleList of dense heads, as Cascade
+    RPN's ``stages``) has the prediction sites of each stage.
+
     Returns:
-        list[str]: Names of the prediction sites, in definition order.
+        list[str]: Names of the prediction sites, in definition order
+        (dotted for those of a stage head).
     """
     candidates = {}
+    stage_sites = []
     for name, child in head.named_children():
         items = list(child) if isinstance(child, nn.ModuleList) else [child]
+        if isinstance(child, nn.ModuleList) and items and all(
+                isinstance(item, BaseDenseHead) for item in items):
+            stage_sites += [
+                f'{name}.{index}.{site}' for index, item in enumerate(items)
+                for site in search_prediction_layers(item)
+            ]
+            continue
         layers = [prediction_layer(item) for item in items]
         if layers and all(layer is not None for layer in layers):
             candidates[name] = (layers, [_input_width(i) for i in items])
@@ -175,7 +193,7 @@ def search_prediction_layers(head: nn.Module) -> List[str]:
         }
         if not chained and not all(out in consumed for out in outputs):
             names.append(name)
-    return names
+    return names + stage_sites
 
 
 def table_entry(head_type: type) -> Optional[PredictionLayers]:

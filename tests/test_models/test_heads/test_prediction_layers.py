@@ -87,6 +87,9 @@ ZOO_HEADS = [
     ('htc/htc_r50_fpn_1x_coco.py', 'roi_head.semantic_head', ['conv_logits']),
     ('panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py', 'semantic_head',
      ['conv_logits']),
+    # a head made of stage heads: Cascade RPN's first stage regresses only
+    ('cascade_rpn/cascade-rpn_faster-rcnn_r50-caffe_fpn_1x_coco.py',
+     'rpn_head', ['stages.0.rpn_reg', 'stages.1.rpn_cls', 'stages.1.rpn_reg']),
 ]
 
 
