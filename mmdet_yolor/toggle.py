@@ -79,8 +79,8 @@ def yolorize(cfg: Config,
             ``share_across_levels=True``, ``input_implicit='foldable'``.
             Defaults to False.
         no_weight_decay (bool): Set ``decay_mult=0`` for the implicit
-            parameters in ``optim_wrapper.paramwise_cfg.custom_keys``.
-            Defaults to True.
+            parameters in ``optim_wrapper.paramwise_cfg.custom_keys`` when
+            the optimizer has a ``weight_decay``. Defaults to True.
 
     Returns:
         Config: The rewritten copy; ``cfg`` is not modified. Its
@@ -131,7 +131,10 @@ def yolorize(cfg: Config,
         imports.append(PLUGIN)
     cfg.custom_imports = dict(imports=imports, allow_failed_imports=False)
 
-    if no_weight_decay and cfg.get('optim_wrapper') is not None:
+    optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer') or {}
+    # mmengine refuses decay_mult for an optimizer without weight decay
+    # (CornerNet's Adam), whose parameters do not decay anyway
+    if no_weight_decay and optimizer.get('weight_decay') is not None:
         paramwise_cfg = cfg.optim_wrapper.setdefault('paramwise_cfg',
                                                      ConfigDict())
         custom_keys = paramwise_cfg.setdefault('custom_keys', ConfigDict())

@@ -4,6 +4,7 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.hub import get_config as get_mmdet_config
 from mmengine.optim import build_optim_wrapper
+from torch import nn
 
 from mmdet_yolor import yolorize
 from mmdet_yolor.testing import SEED_CONFIGS, get_config, shrink_backbone
@@ -91,6 +92,18 @@ def test_implicit_parameters_get_no_weight_decay():
     assert len(implicit) == 5 + 3 * 2 * 5  # neck levels, 3 layers x 2 x 5
     assert all(decay[name] == 0 for name in implicit)
     assert decay['bbox_head.conv_cls.weight'] == 1e-4
+
+
+def test_optimizer_without_weight_decay_gets_no_decay_key():
+    # CornerNet trains with Adam and no weight_decay: mmengine refuses a
+    # decay_mult there ('base_wd should not be None')
+    cfg = yolorize(
+        get_mmdet_config('mmdet::cornernet/cornernet_hourglass104_'
+                         '8xb6-210e-mstest_coco.py'))
+    assert 'weight_decay' not in cfg.optim_wrapper.optimizer
+    assert 'paramwise_cfg' not in cfg.optim_wrapper
+    model = nn.Sequential(nn.Linear(2, 2))
+    build_optim_wrapper(model, cfg.optim_wrapper)
 
 
 def test_config_without_neck_aligns_the_backbone_outputs(tmp_path):
