@@ -18,6 +18,7 @@ implicit layer is a :class:`~mmdet_yolor.models.layers.BaseImplicit`.
 import copy
 import datetime
 import inspect
+import json
 import multiprocessing
 import os
 import os.path as osp
@@ -28,7 +29,7 @@ import time
 import warnings
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -1392,11 +1393,27 @@ def _last_line(path: str) -> str:
     return lines[-1][:200] if lines else 'no output'
 
 
-def run_sweep(
-        specs: Sequence[ConfigSpec],
-        settings: SweepSettings,
-        isolated: bool = True,
-        progress: Optional[Callable[[str], None]] = print) -> List[SweepRow]:
+def load_rows(path: str) -> Dict[Tuple[str, str], SweepRow]:
+    """The rows saved in the JSON-lines file ``path`` (see
+    :func:`run_sweep`) by ``(folder, config)``; the last one of each wins.
+    Empty if the file does not exist."""
+    rows = {}
+    if osp.isfile(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    row = SweepRow(**json.loads(line))
+                    row.folded = tuple(row.folded) if row.folded else None
+                    rows[row.folder, row.config] = row
+    return rows
+
+
+def run_sweep(specs: Sequence[ConfigSpec],
+              settings: SweepSettings,
+              isolated: bool = True,
+              progress: Optional[Callable[[str], None]] = print,
+              rows_file: Optional[str] = None,
+              resume: bool = False) -> List[SweepRow]:
     """Sweep ``specs`` one after the other.
 
     Args:
@@ -1407,20 +1424,36 @@ def run_sweep(
         progress (callable, optional): Called with one line per finished
             row: position, folder, config, status, time and the estimated
             time left. Defaults to ``print``.
+        rows_file (str, optional): A JSON-lines file each finished row is
+            appended to. Defaults to None.
+        resume (bool): Take the rows of configs already in ``rows_file``
+            from there instead of running them again (to go on with a
+            sweep that was stopped, or to rerun a few configs after
+            deleting their lines). Defaults to False.
     """
-    rows = []
+    done = load_rows(rows_file) if resume and rows_file else {}
+    todo = [spec for spec in specs if (spec.folder, spec.name) not in done]
+    if done and progress is not None:
+        progress(f'{len(specs) - len(todo)} configs taken from {rows_file}')
+    new = {}
     start = time.perf_counter()
-    for index, spec in enumerate(specs, 1):
+    for index, spec in enumerate(todo, 1):
         row = (run_row_isolated if isolated else run_row)(spec, settings)
-        rows.append(row)
+        new[spec.folder, spec.name] = row
+        if rows_file:
+            with open(rows_file, 'a') as f:
+                f.write(json.dumps(asdict(row)) + '\n')
         if progress is not None:
             elapsed = time.perf_counter() - start
-            left = elapsed / index * (len(specs) - index)
-            width = len(str(len(specs)))
-            progress(f'[{index:{width}d}/{len(specs)}] {spec.folder} '
+            left = elapsed / index * (len(todo) - index)
+            width = len(str(len(todo)))
+            progress(f'[{index:{width}d}/{len(todo)}] {spec.folder} '
                      f'{spec.name} ... {row.status} {row.seconds:.1f}s, '
                      f'ETA {_duration(left)}')
-    return rows
+    return [
+        new.get((spec.folder, spec.name)) or done[spec.folder, spec.name]
+        for spec in specs
+    ]
 
 
 def _duration(seconds: float) -> str:
@@ -1655,6 +1688,12 @@ def format_markdown(rows: Sequence[SweepRow], settings: SweepSettings,
             lines.append(f'- {reason}: {", ".join(configs)}')
     else:
         lines.append('Every baseline ran.')
+    noted = [row for row in rows if row.notes]
+    lines += ['', '## Notes', '']
+    lines += [
+        f'- {row.folder}/{row.config}: ' + '; '.join(map(_escape, row.notes))
+        for row in noted
+    ] or ['None.']
     lines += ['', '## Not swept', '']
     lines += [
         f'- `{folder}`: {why}'

@@ -228,17 +228,23 @@ def test_report(retinanet_row):
     assert '- `_base_`:' in markdown
 
 
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable,
+         osp.join(REPO, 'tools', 'analysis', 'zoo_sweep.py')] + list(args),
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+
+
 def test_cli_runs_each_config_in_its_own_process(tmp_path):
-    out = tmp_path / 'zoo.md'
-    result = subprocess.run([
-        sys.executable,
-        osp.join(REPO, 'tools', 'analysis', 'zoo_sweep.py'), '--folders',
-        'carafe', 'bytetrack', '--image-size', '128', '--out',
-        str(out)
-    ],
-                            capture_output=True,
-                            text=True,
-                            env=dict(os.environ, OMP_NUM_THREADS='1'))
+    out, rows = tmp_path / 'zoo.md', tmp_path / 'rows.jsonl'
+    args = [
+        '--folders', 'carafe', 'bytetrack', '--image-size', '128', '--out',
+        str(out), '--rows',
+        str(rows)
+    ]
+    result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith('[1/2] carafe faster-rcnn_r50_fpn-carafe')
@@ -250,16 +256,21 @@ def test_cli_runs_each_config_in_its_own_process(tmp_path):
         in text
     assert 'mmcv op carafe has no CPU kernel (CUDA only): ' \
         'carafe/faster-rcnn_r50_fpn-carafe_1x_coco.py' in text
+    assert len(rows.read_text().splitlines()) == 2
+
+    # resuming takes the saved rows instead of running them again
+    rows.write_text(rows.read_text().splitlines()[0] + '\n')
+    result = run_cli(*args, '--resume')
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f'1 configs taken from {rows}'
+    assert lines[1].startswith('[1/1] bytetrack ')
+    assert out.read_text().split('## Configs')[1] == \
+        text.split('## Configs')[1]
 
 
 def test_cli_refuses_unknown_folders(tmp_path):
-    result = subprocess.run([
-        sys.executable,
-        osp.join(REPO, 'tools', 'analysis', 'zoo_sweep.py'), '--folders',
-        'nope'
-    ],
-                            capture_output=True,
-                            text=True)
+    result = run_cli('--folders', 'nope')
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
         'error: not an algorithm folder of ')

@@ -4,6 +4,8 @@ train each baseline and its YOLOR form a few steps on generated inputs,
 check the implicits, fold them, and print and write the table
 (docs/model_zoo.md). Each config runs in its own process."""
 import argparse
+import os
+import os.path as osp
 import sys
 import time
 
@@ -46,6 +48,16 @@ def parse_args():
         help='seconds before a config\'s process is killed '
         '(default: %(default)s)')
     parser.add_argument(
+        '--rows',
+        default='work_dirs/zoo_sweep/rows.jsonl',
+        help='JSON-lines file each finished row is appended to '
+        '(default: %(default)s)')
+    parser.add_argument(
+        '--resume',
+        action='store_true',
+        help='take the configs already in --rows from there and run the '
+        'rest (delete a line to run its config again)')
+    parser.add_argument(
         '--out',
         default='docs/model_zoo.md',
         help='markdown file to write; "" to write none '
@@ -63,9 +75,12 @@ def main():
         timeout=args.timeout)
     with launch.exit_on_input_error():
         specs = list_configs(args.folders, args.all)
+    os.makedirs(osp.dirname(osp.abspath(args.rows)), exist_ok=True)
     start = time.perf_counter()
-    rows = run_sweep(specs, settings)
-    seconds = time.perf_counter() - start
+    rows = run_sweep(specs, settings, rows_file=args.rows, resume=args.resume)
+    # resumed: the rows' own times, as if run in one go
+    seconds = sum(row.seconds for row in rows) if args.resume else \
+        time.perf_counter() - start
     print(format_table(rows))
     if args.out:
         command = ' '.join(['python tools/analysis/zoo_sweep.py'] +
