@@ -274,3 +274,14 @@ def test_cli_refuses_unknown_folders(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
         'error: not an algorithm folder of ')
+
+
+def test_raw_outputs_agree_within_round_off_only():
+    outputs = [torch.tensor([0.5, -2.0]), torch.ones(2, 3)]
+    close = [outputs[0] + 1e-5, outputs[1] * (1 + 1e-5)]
+    # an implicit left out or folded twice: a change of its size (std 0.02)
+    moved = [outputs[0] * 1.02, outputs[1]]
+    assert zoo_sweep.outputs_agree(outputs, close)
+    assert not zoo_sweep.outputs_agree(outputs, moved)
+    assert not zoo_sweep.outputs_agree(outputs, outputs[:1])
+    assert zoo_sweep.outputs_agree(outputs, None) is None
