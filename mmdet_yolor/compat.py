@@ -247,6 +247,16 @@ def apply_fixes() -> List[str]:
     return applied
 
 
+def end_distributed() -> None:
+    """Shut the process group down once a run has finished (part of fix
+    4). Left to interpreter exit, gloo's threads can abort a process whose
+    run succeeded ("terminate called without an active exception"); torch
+    asks for ``destroy_process_group`` before exit. Does nothing in a
+    single-process run."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
 def setup_distributed(cfg: Config) -> None:
     """Prepare a multi-process run on a machine without CUDA (fix 4).
 

@@ -241,6 +241,7 @@ def train(cfg: Config) -> Runner:
     check_inputs(cfg, loaders)
     runner = build_runner(cfg)
     runner.train()
+    compat.end_distributed()
     return runner
 
 
@@ -253,7 +254,9 @@ def test(cfg: Config, out: Optional[str] = None) -> dict:
     runner = build_runner(cfg)
     if out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
-    return runner.test()
+    metrics = runner.test()
+    compat.end_distributed()
+    return metrics
 
 
 @contextmanager

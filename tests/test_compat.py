@@ -306,3 +306,11 @@ def test_ssd_predicts():
         rescale=False)
     assert len(results[0]) == 10
     assert head.loss_cls is None
+
+
+def test_end_distributed_shuts_the_process_group_down(tmp_path):
+    torch_dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path}/store', rank=0, world_size=1)
+    compat.end_distributed()
+    assert not torch_dist.is_initialized()
+    compat.end_distributed()  # single-process: nothing to do
