@@ -3,11 +3,13 @@ from .prediction_layers import (PREDICTION_LAYERS, PredictionLayers,
                                 PredictionSite, find_prediction_layers,
                                 search_prediction_layers)
 from .refinement import PredictionRefinementMixin, attach_prediction_refinement
-from .yolor_head import YOLORHeadMixin, build_yolor_head, head_num_levels
+from .levels import LevelCursor, LevelOwnerMixin, head_num_levels
+from .yolor_head import YOLORHeadMixin, build_yolor_head
 
 __all__ = [
     'build_yolor_head', 'YOLORHeadMixin', 'PREDICTION_LAYERS',
     'PredictionLayers', 'PredictionSite', 'find_prediction_layers',
     'search_prediction_layers', 'PredictionRefinementMixin',
-    'attach_prediction_refinement', 'head_num_levels'
+    'attach_prediction_refinement', 'head_num_levels', 'LevelCursor',
+    'LevelOwnerMixin'
 ]

@@ -9,14 +9,11 @@ that, with the implicits as its children ``implicit_a.<l>`` and
 ``implicit_m.<l>``.
 
 A layer that a head applies to every pyramid level in turn (FCOS's
-``conv_cls``) gets one implicit pair per level and picks the pair of the
-level by counting its calls since the head's forward began; the head checks
-after every forward that each such layer ran once per level (see
-``YOLORHeadMixin``). A model instance is therefore not re-entrant: don't run
-the same head from two threads at once. Layers that are one per level
-already (``ModuleList``s) have a single pair each and count nothing.
+``conv_cls``) gets one implicit pair per level and reads the level of each
+call from the :class:`~.levels.LevelCursor` of that head. Layers that are
+one per level already (``ModuleList``s) have a single pair each.
 """
-from typing import List
+from typing import List, Optional
 
 from torch import nn
 
@@ -25,6 +22,7 @@ from ..layers.folding import (FoldableMixin, FoldSite, fold_add_into_consumer,
                               fold_multiply_into_producer, input_add_folds,
                               is_plain, layer_channels)
 from ..wrapping import mix_into, unmix, wrapped_type
+from .levels import LevelCursor
 
 IMPLICIT_ATTRIBUTES = ('implicit_a', 'implicit_m')
 
@@ -35,53 +33,21 @@ class PredictionRefinementMixin(FoldableMixin):
 
     Attributes:
         yolor_site (str): ``<HeadType>.<layer path>``, for messages.
-        yolor_calls (int): Calls since the head's forward began, for layers
-            with per-level implicits.
+        yolor_levels (LevelCursor, optional): The cursor of the head that
+            applies this layer to its levels, for a layer with per-level
+            implicits; None for one implicit pair.
+        yolor_slot (int): This layer's slot in ``yolor_levels``.
     """
 
-    @property
-    def yolor_num_levels(self) -> int:
-        """How many levels the implicits of this layer serve."""
-        return max((len(self._modules[name])
-                    for name in IMPLICIT_ATTRIBUTES if name in self._modules),
-                   default=1)
-
     def forward(self, x, *args, **kwargs):
-        level = self._next_level()
+        level = 0 if self.yolor_levels is None else \
+            self.yolor_levels.level_of(self.yolor_slot)
         if 'implicit_a' in self._modules:
             x = self.implicit_a[level](x)
         out = super().forward(x, *args, **kwargs)
         if 'implicit_m' in self._modules:
             out = self.implicit_m[level](out)
         return out
-
-    def _next_level(self) -> int:
-        levels = self.yolor_num_levels
-        if levels == 1:
-            return 0
-        level = self.yolor_calls
-        if level >= levels:
-            raise RuntimeError(
-                f'{self.yolor_site} has implicits for {levels} pyramid '
-                f'levels but was called a {level + 1}th time in one forward '
-                f'of its head. YOLOR heads run each shared prediction layer '
-                f'once per level per forward (and a model instance is not '
-                f're-entrant); build the head with share_across_levels=True '
-                f'to use one implicit pair for every call.')
-        self.yolor_calls += 1
-        return level
-
-    def check_levels_done(self, head_type: str) -> None:
-        """Raise if the head's forward ran this layer neither once per level
-        nor not at all."""
-        levels = self.yolor_num_levels
-        if self.yolor_calls not in (0, levels):
-            raise RuntimeError(
-                f'{self.yolor_site} has implicits for {levels} pyramid '
-                f'levels but ran {self.yolor_calls} times in this forward of '
-                f'{head_type}, so its levels and implicits do not match. '
-                f'Build the head with share_across_levels=True to use one '
-                f'implicit pair for every call.')
 
     def fold_implicit(self) -> List[FoldSite]:
         pending = [
@@ -90,7 +56,7 @@ class PredictionRefinementMixin(FoldableMixin):
             if not implicit.folded
         ]
         kept_why = None
-        if self.yolor_num_levels > 1:
+        if self.yolor_levels is not None:
             kept_why = ('per-level implicits on a layer shared by every '
                         'level (train with share_across_levels=True to fold '
                         'them)')
@@ -140,12 +106,12 @@ class PredictionRefinementMixin(FoldableMixin):
             if implicits is not None and all(i.folded for i in implicits):
                 delattr(self, name)
         if not any(name in self._modules for name in IMPLICIT_ATTRIBUTES):
-            del self.yolor_site, self.yolor_calls
+            del self.yolor_site, self.yolor_levels, self.yolor_slot
             unmix(self)
 
 
 def attach_prediction_refinement(layer: nn.Module,
-                                 num_levels: int,
+                                 levels: Optional[LevelCursor],
                                  implicit_cfg: dict,
                                  site: str,
                                  input_implicit: bool = True) -> None:
@@ -159,14 +125,16 @@ def attach_prediction_refinement(layer: nn.Module,
 
     Args:
         layer (nn.Module): A conv or Linear.
-        num_levels (int): Levels the layer serves in turn in one forward of
-            its head; 1 for a layer that is applied once.
+        levels (LevelCursor, optional): The cursor of the head that applies
+            the layer to each of its levels in turn: one implicit pair per
+            level. None for a layer applied once (one pair).
         implicit_cfg (dict): Keyword arguments of the implicit layers.
         site (str): ``<HeadType>.<layer path>``, for messages.
         input_implicit (bool): Add the ImplicitA on the input. Defaults to
             True.
     """
     in_channels, out_channels, dim = layer_channels(layer)
+    num_levels = 1 if levels is None else levels.num_levels
     if input_implicit:
         layer.implicit_a = nn.ModuleList(
             ImplicitA(in_channels, dim=dim, **implicit_cfg)
@@ -175,5 +143,6 @@ def attach_prediction_refinement(layer: nn.Module,
         ImplicitM(out_channels, dim=dim, **implicit_cfg)
         for _ in range(num_levels))
     layer.yolor_site = site
-    layer.yolor_calls = 0
+    layer.yolor_levels = levels
+    layer.yolor_slot = -1 if levels is None else levels.add_layer(site)
     mix_into(layer, PredictionRefinementMixin)

@@ -12,36 +12,34 @@ from typing import Iterator, List, Optional
 
 from mmdet.registry import MODELS
 from mmengine.logging import print_log
+from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from torch import nn
 
 from ..layers import BaseImplicit
 from ..layers.folding import input_add_folds
-from ..wrapping import YOLORMixin, build_with_mixin, wrapped_type
+from ..wrapping import build_with_mixin, mix_into, wrapped_type
+from .levels import LevelCursor, LevelOwnerMixin, head_num_levels
 from .prediction_layers import find_prediction_layers
 from .refinement import (IMPLICIT_ATTRIBUTES, PredictionRefinementMixin,
                          attach_prediction_refinement)
 
 INPUT_IMPLICIT_MODES = ('all', 'foldable', 'none')
-# Attributes of dense heads holding their multi-level prior generator.
-PRIOR_GENERATORS = ('prior_generator', 'approx_anchor_generator')
 
 
-def head_num_levels(head: nn.Module) -> int:
-    """How many pyramid levels a head applies its shared layers to: from
-    its prior generator, else its ``num_levels`` or ``strides``; 1 for
-    heads without levels (RoI and DETR-family heads)."""
-    for name in PRIOR_GENERATORS:
-        levels = getattr(getattr(head, name, None), 'num_levels', None)
-        if isinstance(levels, int):
-            return levels
-    levels = getattr(head, 'num_levels', None)
-    if isinstance(levels, int):
-        return levels
-    strides = getattr(head, 'strides', None)
-    return len(strides) if isinstance(strides, (list, tuple)) else 1
+def level_owner(head: nn.Module, site: str) -> nn.Module:
+    """The head that applies the layer ``site`` to its pyramid levels: the
+    innermost dense head on the way to it (a stage head of Cascade RPN),
+    else ``head`` itself."""
+    owner = head
+    parts = site.split('.')[:-1]
+    for depth in range(1, len(parts) + 1):
+        module = head.get_submodule('.'.join(parts[:depth]))
+        if isinstance(module, BaseDenseHead):
+            owner = module
+    return owner
 
 
-class YOLORHeadMixin(YOLORMixin):
+class YOLORHeadMixin(LevelOwnerMixin):
     """Mixed into a head type by :func:`build_yolor_head`; see there."""
 
     def refined_layers(self) -> List[PredictionRefinementMixin]:
@@ -56,24 +54,6 @@ class YOLORHeadMixin(YOLORMixin):
         for layer in self.refined_layers():
             for name in IMPLICIT_ATTRIBUTES:
                 yield from layer._modules.get(name, ())
-
-    def forward(self, *args, **kwargs):
-        # Layers shared by every level pick their level by counting calls:
-        # count from zero in every forward and check each ran once per level.
-        shared = [
-            layer for layer in self.refined_layers()
-            if layer.yolor_num_levels > 1
-        ]
-        for layer in shared:
-            layer.yolor_calls = 0
-        try:
-            outputs = super().forward(*args, **kwargs)
-            for layer in shared:
-                layer.check_levels_done(wrapped_type(self).__name__)
-        finally:
-            for layer in shared:
-                layer.yolor_calls = 0
-        return outputs
 
     def init_weights(self) -> None:
         # The head may re-initialise every parameter (DIIHead xavier-inits
@@ -143,12 +123,23 @@ def build_yolor_head(head: dict,
             f'implicits.',
             logger='current',
             level=logging.WARNING)
-    num_levels = 1 if share_across_levels else head_num_levels(module)
     for site in sites:
         with_input = input_implicit == 'all' or (
             input_implicit == 'foldable' and input_add_folds(site.layer))
-        attach_prediction_refinement(site.layer,
-                                     1 if site.per_level else num_levels,
-                                     dict(implicit_cfg or {}),
-                                     f'{head_type}.{site.name}', with_input)
+        attach_prediction_refinement(
+            site.layer, None if share_across_levels or site.per_level else
+            _level_cursor(module, site.name), dict(implicit_cfg or {}),
+            f'{head_type}.{site.name}', with_input)
     return module
+
+
+def _level_cursor(head: nn.Module, site: str) -> Optional[LevelCursor]:
+    """The cursor of the head applying ``site`` to its levels (mixing
+    :class:`LevelOwnerMixin` into a stage head); None where it has one
+    level."""
+    owner = level_owner(head, site)
+    if head_num_levels(owner) == 1:
+        return None
+    if not isinstance(owner, LevelOwnerMixin):
+        mix_into(owner, LevelOwnerMixin)
+    return owner.level_cursor()

@@ -216,14 +216,20 @@ def test_prediction_layers_follow_idetect_pattern(name):
         x = torch.randn(3, layer.implicit_a[0].channels, 4, 4)
         if isinstance(layer, torch.nn.Linear):
             x = x[..., 0, 0]
+        cursor = layer.yolor_levels
+        assert (cursor is not None) == shared
+        if shared:  # level 0, as in the head's first forward_single
+            cursor.begin()
+            cursor.start_level()
         with torch.no_grad():
             expected = layer.implicit_m[0](
                 torch.nn.functional.linear(layer.implicit_a[0]
                                            (x), layer.weight, layer.bias)
                 if isinstance(layer, torch.nn.Linear) else layer._conv_forward(
                     layer.implicit_a[0](x), layer.weight, layer.bias))
-            assert torch.allclose(layer(x), expected)  # first call: level 0
-        layer.yolor_calls = 0
+            assert torch.allclose(layer(x), expected)
+        if shared:
+            cursor.end(check=False)
 
 
 @pytest.mark.parametrize('name', ['FCOSHead', 'RPNHead', 'ATSSHead'])
@@ -247,8 +253,8 @@ def test_interrupted_forward_starts_again_at_level_0():
     features = head_inputs('FCOSHead')[0]
     broken = features[:2] + (torch.randn(2, 3, 4, 4), ) + features[3:]
     with pytest.raises(RuntimeError):
-        yolor(broken)  # fails at level 2, after two calls of conv_cls
-    assert yolor.conv_cls.yolor_calls == 0
+        yolor(broken)  # fails at level 2, after two levels
+    assert not yolor.yolor_levels.active
     with torch.no_grad():
         yolor.conv_cls.implicit_m[0].implicit.zero_()
         scores = yolor(features)[0]
@@ -259,23 +265,141 @@ def test_interrupted_forward_starts_again_at_level_0():
 def test_levels_that_do_not_match_the_calls_are_an_error():
     _, yolor = build_pair('FCOSHead')
     features = head_inputs('FCOSHead')[0]
-    # three levels into a head built for five: conv_cls ran 3 of 5 times
+    # three levels into a head built for five
     with pytest.raises(
             RuntimeError,
-            match=r'FCOSHead.conv_cls has implicits for 5 pyramid levels but '
-            r'ran 3 times in this forward of FCOSHead.*'
+            match=r'FCOSHead has implicits for 5 pyramid levels, but in this '
+            r'forward conv_cls, conv_reg, conv_centerness ran 3 levels.*'
             r'share_across_levels=True'):
         yolor(features[:3])
-    # a stray sixth call within one forward
+    # a stray sixth level within one forward (RPNHead runs every feature
+    # it is given; FCOS zips them with its 5 scales)
+    _, rpn = build_pair('RPNHead')
     with pytest.raises(
             RuntimeError,
-            match=r'FCOSHead.conv_cls has implicits for 5 pyramid levels but '
-            r'was called a 6th time in one forward.*not re-entrant'):
-        for _ in range(6):
-            yolor.conv_cls(torch.randn(1, 32, 4, 4))
-    yolor.conv_cls.yolor_calls = 0
-    # no stale count: the next forward works
+            match=r'RPNHead has implicits for 5 pyramid levels on rpn_cls, '
+            r'rpn_reg but started a 6th level in one forward.*'
+            r'share_across_levels=True'):
+        rpn(features + features[-1:])
+    # a shared layer on its own has no level
+    with pytest.raises(
+            RuntimeError,
+            match=r'FCOSHead.conv_cls has implicits for 5 pyramid levels and '
+            r'takes its level from a forward of FCOSHead, but was called '
+            r'outside one'):
+        yolor.conv_cls(torch.randn(1, 32, 4, 4))
+    # no stale state: the next forward works
     assert len(yolor(features)[0]) == 5
+
+
+def test_level_is_set_by_forward_single_however_often_a_layer_runs():
+    # a level is a forward_single call: a layer running twice within it
+    # stays at that level
+    _, yolor = build_pair('FCOSHead', implicit_cfg=dict(init='identity'))
+    with torch.no_grad():
+        yolor.conv_cls.implicit_m[1].implicit.zero_()
+    cursor = yolor.yolor_levels
+    cursor.begin()
+    for level in range(2):
+        cursor.start_level()
+        x = torch.randn(1, 32, 4, 4)
+        first, second = yolor.conv_cls(x), yolor.conv_cls(x)
+        assert torch.equal(first, second)
+        assert (torch.count_nonzero(first) == 0) == (level == 1)
+    cursor.end(check=False)
+
+
+def test_head_looping_over_levels_itself_counts_each_layer_calls():
+    # TOODHead runs its levels in its own forward, without forward_single
+    head = dict(
+        type='TOODHead',
+        num_classes=3,
+        in_channels=8,
+        feat_channels=8,
+        stacked_convs=2,
+        norm_cfg=dict(type='GN', num_groups=4, requires_grad=True),
+        anchor_generator=dict(
+            type='AnchorGenerator',
+            ratios=[1.0],
+            octave_base_scale=8,
+            scales_per_octave=1,
+            strides=FPN_STRIDES),
+        initial_loss_cls=dict(
+            type='FocalLoss',
+            use_sigmoid=True,
+            activated=True,
+            gamma=2.0,
+            alpha=0.25,
+            loss_weight=1.0))
+    torch.manual_seed(0)
+    yolor = MODELS.build(
+        dict(
+            type='YOLORHead', head=head,
+            implicit_cfg=dict(init='identity'))).eval()
+    assert not yolor.yolor_levels.per_level_entry
+    assert len(yolor.tood_cls.implicit_m) == 5
+    features = head_inputs('FCOSHead')[0]
+    with torch.no_grad():
+        before = yolor(features)[0]
+        yolor.tood_cls.implicit_m[3].implicit.zero_()
+        after = yolor(features)[0]
+    # only level 3 met the changed implicit
+    for level in range(5):
+        assert torch.equal(before[level], after[level]) == (level != 3)
+    with pytest.raises(RuntimeError, match=r'TOODHead.tood_cls ran 3 times'):
+        yolor(features[:3])
+
+
+def test_cascade_rpn_stage_layers_get_the_levels_of_their_stage():
+    # the stage heads, not the outer CascadeRPNHead, apply the layers to
+    # the 5 levels
+    stage = dict(
+        type='StageCascadeRPNHead',
+        in_channels=8,
+        feat_channels=8,
+        anchor_generator=dict(
+            type='AnchorGenerator',
+            scales=[8],
+            ratios=[1.0],
+            strides=[4, 8, 16, 32, 64]),
+        adapt_cfg=dict(type='dilation', dilation=3),
+        bridged_feature=True,
+        with_cls=False,
+        reg_decoded_bbox=True,
+        bbox_coder=dict(
+            type='DeltaXYWHBBoxCoder',
+            target_means=(.0, .0, .0, .0),
+            target_stds=(0.1, 0.1, 0.5, 0.5)),
+        loss_bbox=dict(type='IoULoss', linear=True, loss_weight=10.0))
+    second = dict(
+        stage,
+        adapt_cfg=dict(type='offset'),
+        bridged_feature=False,
+        with_cls=True,
+        loss_cls=dict(
+            type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0))
+    yolor = MODELS.build(
+        dict(
+            type='YOLORHead',
+            head=dict(
+                type='CascadeRPNHead',
+                num_classes=1,
+                num_stages=2,
+                stages=[stage, second],
+                train_cfg=None,
+                test_cfg=None)))
+    refined = {
+        name: module
+        for name, module in yolor.named_modules()
+        if hasattr(module, 'yolor_site')
+    }
+    assert sorted(refined) == [
+        'stages.0.rpn_reg', 'stages.1.rpn_cls', 'stages.1.rpn_reg'
+    ]
+    for name, layer in refined.items():
+        assert len(layer.implicit_m) == 5
+        assert layer.yolor_levels is yolor.stages[int(
+            name.split('.')[1])].yolor_levels
 
 
 def test_share_across_levels_uses_one_pair():

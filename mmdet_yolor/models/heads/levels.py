@@ -1,0 +1,204 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""Which pyramid level a head is predicting, for the layers it shares
+across levels.
+
+A dense head applies its prediction layers to every pyramid level in turn
+(FCOS's ``conv_cls``). With one implicit pair per level, such a shared layer
+must know the level of each call. The head that applies it to its levels,
+the *level owner* (the head itself, or each stage head of Cascade RPN),
+holds a :class:`LevelCursor`; its shared refined layers hold a reference to
+the same cursor and read their level from it. Where a level starts is known
+from the head:
+
+- mmdet's dense heads run their levels through
+  ``multi_apply(self.forward_single, feats, ...)``, one ``forward_single``
+  call per level, in order. For a head whose ``forward`` does so (read from
+  its code: :func:`starts_levels_in_forward_single`), each
+  ``forward_single`` call starts the next level, and every layer call
+  within it, however many, is at that level.
+- A head whose ``forward`` loops over the levels itself (TOOD, SOLO,
+  ``RTMDetHead``, ``RetinaSepBNHead``) has no per-level entry point; there
+  the level of a call is its position among the calls of that layer in this
+  forward of the head.
+
+The owner begins the cursor in its ``forward`` and checks at the end that
+the forward covered every level, or none (:class:`LevelOwnerMixin`). Outside
+a forward of its owner a shared layer has no level and says so. The state is
+plain Python ints, set and read within one forward, so ``torch.compile``
+traces it without graph breaks or recompiles; like any module with state of
+a forward, a model instance is not re-entrant across threads.
+"""
+from typing import List, Optional
+
+from torch import nn
+
+from ..wrapping import YOLORMixin, wrapped_type
+
+# Attributes of dense heads holding their multi-level prior generator.
+PRIOR_GENERATORS = ('prior_generator', 'approx_anchor_generator')
+
+
+def head_num_levels(head: nn.Module) -> int:
+    """How many pyramid levels a head applies its shared layers to: from
+    its prior generator, else its ``num_levels`` or ``strides``; 1 for
+    heads without levels (RoI and DETR-family heads)."""
+    for name in PRIOR_GENERATORS:
+        levels = getattr(getattr(head, name, None), 'num_levels', None)
+        if isinstance(levels, int):
+            return levels
+    levels = getattr(head, 'num_levels', None)
+    if isinstance(levels, int):
+        return levels
+    strides = getattr(head, 'strides', None)
+    return len(strides) if isinstance(strides, (list, tuple)) else 1
+
+
+def starts_levels_in_forward_single(head_type: type) -> bool:
+    """Whether the ``forward`` that ``head_type`` runs calls
+    ``self.forward_single`` (mmdet's ``multi_apply`` pattern), read from the
+    names its code uses."""
+    forward = next(cls for cls in head_type.__mro__
+                   if 'forward' in vars(cls)).forward
+    code = getattr(forward, '__code__', None)
+    return code is not None and 'forward_single' in code.co_names
+
+
+class LevelCursor:
+    """The pyramid level a level owner is predicting (see module docstring).
+
+    Args:
+        num_levels (int): Levels the owner runs in one forward.
+        head_type (str): The owner's mmdet type, for messages.
+        per_level_entry (bool): Whether the owner starts each level with a
+            ``forward_single`` call; otherwise levels are the order of each
+            layer's calls.
+
+    Attributes:
+        sites (list[str]): ``<HeadType>.<layer path>`` of the layers that
+            read this cursor; a layer's slot is its index here.
+    """
+
+    def __init__(self, num_levels: int, head_type: str,
+                 per_level_entry: bool) -> None:
+        self.num_levels = num_levels
+        self.head_type = head_type
+        self.per_level_entry = per_level_entry
+        self.sites: List[str] = []
+        self.active = False
+        self.levels_started = 0
+        self.calls: List[int] = []
+
+    def add_layer(self, site: str) -> int:
+        """Register a shared layer reading this cursor; return its slot."""
+        self.sites.append(site)
+        return len(self.sites) - 1
+
+    def begin(self) -> None:
+        """A forward of the owner starts: no level has run yet."""
+        self.active = True
+        self.levels_started = 0
+        self.calls = [0] * len(self.sites)
+
+    def start_level(self) -> None:
+        """The owner starts its next level (its ``forward_single``)."""
+        if not self.active:
+            return  # forward_single called on its own: levels_of() says so
+        if self.levels_started == self.num_levels:
+            raise RuntimeError(
+                f'{self.head_type} has implicits for {self.num_levels} '
+                f'pyramid levels on {self._layers()} but started a '
+                f'{self.num_levels + 1}th level in one forward. Build the '
+                f'head with share_across_levels=True to use one implicit '
+                f'pair for every call.')
+        self.levels_started += 1
+
+    def level_of(self, slot: int) -> int:
+        """The level of the current call of the layer in ``slot``."""
+        site = self.sites[slot]
+        if not self.active:
+            raise RuntimeError(
+                f'{site} has implicits for {self.num_levels} pyramid levels '
+                f'and takes its level from a forward of {self.head_type}, '
+                f'but was called outside one. Call the head (head(feats)), '
+                f'or build it with share_across_levels=True to use one '
+                f'implicit pair for every call.')
+        if self.per_level_entry:
+            level = self.levels_started - 1
+            if level < 0:
+                raise RuntimeError(
+                    f'{site} ran before the first forward_single of '
+                    f'{self.head_type}, which starts its levels; build the '
+                    f'head with share_across_levels=True.')
+            return level
+        level = self.calls[slot]
+        if level == self.num_levels:
+            raise RuntimeError(
+                f'{site} has implicits for {self.num_levels} pyramid levels '
+                f'but was called a {level + 1}th time in one forward of '
+                f'{self.head_type}. Build the head with '
+                f'share_across_levels=True to use one implicit pair for '
+                f'every call.')
+        self.calls[slot] = level + 1
+        return level
+
+    def end(self, check: bool) -> None:
+        """The owner's forward ended; with ``check`` (it returned), raise if
+        it covered neither every level nor none."""
+        self.active = False
+        if not check:
+            return
+        if self.per_level_entry:
+            ran = self.levels_started
+            what = f'{self._layers()} ran {ran} levels'
+        else:
+            ran, what = 0, ''
+            for site, calls in zip(self.sites, self.calls):
+                if calls not in (0, self.num_levels):
+                    ran, what = calls, f'{site} ran {calls} times'
+                    break
+        if ran not in (0, self.num_levels):
+            raise RuntimeError(
+                f'{self.head_type} has implicits for {self.num_levels} '
+                f'pyramid levels, but in this forward {what}, so its '
+                f'levels and implicits do not match. Build the head with '
+                f'share_across_levels=True to use one implicit pair for '
+                f'every call.')
+
+    def _layers(self) -> str:
+        return ', '.join(site.split('.', 1)[1] for site in self.sites)
+
+
+class LevelOwnerMixin(YOLORMixin):
+    """Mixed into a head that applies refined layers to its pyramid levels:
+    its forward begins and checks its :class:`LevelCursor`
+    (``yolor_levels``, None while it owns no shared layer), and its
+    ``forward_single`` starts a level."""
+
+    yolor_levels: Optional[LevelCursor] = None
+
+    def level_cursor(self) -> LevelCursor:
+        """This head's cursor, created at the first shared layer."""
+        if self.yolor_levels is None:
+            head_type = wrapped_type(self)
+            self.yolor_levels = LevelCursor(
+                head_num_levels(self), head_type.__name__,
+                starts_levels_in_forward_single(head_type))
+        return self.yolor_levels
+
+    def forward(self, *args, **kwargs):
+        cursor = self.yolor_levels
+        if cursor is None:
+            return super().forward(*args, **kwargs)
+        cursor.begin()
+        returned = False
+        try:
+            outputs = super().forward(*args, **kwargs)
+            returned = True
+        finally:
+            cursor.end(check=returned)
+        return outputs
+
+    def forward_single(self, *args, **kwargs):
+        if self.yolor_levels is not None:
+            self.yolor_levels.start_level()
+        return super().forward_single(*args, **kwargs)
