@@ -10,9 +10,9 @@ instance, panoptic and semantic heads alike.
 import logging
 from typing import Iterator, List, Optional
 
+from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.registry import MODELS
 from mmengine.logging import print_log
-from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from torch import nn
 
 from ..layers import BaseImplicit
@@ -127,9 +127,9 @@ def build_yolor_head(head: dict,
         with_input = input_implicit == 'all' or (
             input_implicit == 'foldable' and input_add_folds(site.layer))
         attach_prediction_refinement(
-            site.layer, None if share_across_levels or site.per_level else
-            _level_cursor(module, site.name), dict(implicit_cfg or {}),
-            f'{head_type}.{site.name}', with_input)
+            site.layer, None if share_across_levels
+            or site.per_level else _level_cursor(module, site.name),
+            dict(implicit_cfg or {}), f'{head_type}.{site.name}', with_input)
     return module
 
 

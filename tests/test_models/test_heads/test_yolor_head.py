@@ -333,9 +333,8 @@ def test_head_looping_over_levels_itself_counts_each_layer_calls():
             loss_weight=1.0))
     torch.manual_seed(0)
     yolor = MODELS.build(
-        dict(
-            type='YOLORHead', head=head,
-            implicit_cfg=dict(init='identity'))).eval()
+        dict(type='YOLORHead', head=head,
+             implicit_cfg=dict(init='identity'))).eval()
     assert not yolor.yolor_levels.per_level_entry
     assert len(yolor.tood_cls.implicit_m) == 5
     features = head_inputs('FCOSHead')[0]
