@@ -15,7 +15,7 @@ from typing import Dict, Iterator, List
 from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 
-from .compat import CheckpointError, load_local_checkpoint
+from .compat import CheckpointError, load_from_local
 from .datasets import ShapesDataset
 from .errors import InputError
 from .models.layers.implicit import IMPLICIT_MODULE_PREFIX
@@ -112,7 +112,7 @@ def check_checkpoint_fits(cfg: Config, checkpoint: str, exact: bool) -> None:
             missing, shapes may differ (fine-tuning to other classes), but
             at least half of the model's other parameters must be found.
     """
-    state = load_local_checkpoint(checkpoint, map_location='cpu')
+    state = load_from_local(checkpoint, map_location='cpu')
     state = state.get('state_dict', state)
     # a test-time augmentation wrapper holds the detector as `module`
     model_cfg = cfg.model.get('module', cfg.model)

@@ -3,7 +3,11 @@
 
 Each fix is small, documented, tested (tests/test_compat.py) and a strict
 superset of stock behaviour: whatever the stock stack does, it still does;
-none edits an installed package. Importing :mod:`mmdet_yolor` applies the
+none edits an installed package, and what a fix puts in place of a stock
+function or class has its name (mmengine reads a checkpoint loader's
+scheme from its ``__name__``, ``load_from_local``: ``local``; code checks a
+file backend's ``name``, its class name). Importing :mod:`mmdet_yolor`
+applies the
 process-wide ones once (:func:`apply_fixes`); list their names in the
 environment variable ``MMDET_YOLOR_DISABLE_FIXES`` (or ``all``) to keep the
 stock behaviour, e.g. in a codebase that imports only the layers.
@@ -35,7 +39,16 @@ stock behaviour, e.g. in a codebase that imports only the layers.
    no attribute 'loss_cls'`` (open-mmlab/mmdetection#11305, #11780). The
    fix gives ``SSDHead`` a class attribute ``loss_cls = None``, read only
    where stock mmdet raised.
-4. Multi-process training without CUDA (:func:`setup_distributed`, called
+4. ``compile``: ``compile=True`` trains (:func:`compile_forward_and_loss`).
+   mmengine 0.10.7's ``Runner`` compiles the whole ``train_step``, the
+   optimizer step included, and on torch >= 2.6 dynamo dies inside
+   ``torch/optim`` (``InternalTorchDynamoError: 'UserDefinedDictVariable'
+   object has no attribute 'items'``), for any model. The fix lets the
+   stock code compile the model's ``_run_forward`` instead (forward and
+   loss, with the config's ``compile`` options) and uses the compiled one
+   in ``mode='loss'`` only: the optimizer step, validation and testing run
+   eagerly, as stock mmengine runs validation and testing.
+5. Multi-process training without CUDA (:func:`setup_distributed`, called
    by the tools for each run, not at import). mmengine's ``init_dist`` calls
    ``torch.cuda.set_device`` and its DDP wrapper passes CUDA
    ``device_ids``. On a machine without CUDA the fix starts the process
@@ -45,6 +58,7 @@ stock behaviour, e.g. in a codebase that imports only the layers.
 """
 import contextlib
 import copyreg
+import functools
 import os
 import pickle
 import stat
@@ -56,8 +70,10 @@ import torch
 import torch.distributed as torch_dist
 from mmdet.models.dense_heads import SSDHead
 from mmengine.config import Config
-from mmengine.fileio import LocalBackend, register_backend
+from mmengine.fileio import LocalBackend as StockLocalBackend
+from mmengine.fileio import register_backend
 from mmengine.logging import HistoryBuffer
+from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from .errors import InputError
@@ -109,7 +125,7 @@ def _allowing_checkpoint_globals():
     return safe_globals(CHECKPOINT_SAFE_GLOBALS)
 
 
-def load_local_checkpoint(filename: str, map_location=None) -> dict:
+def load_from_local(filename: str, map_location=None) -> dict:
     """Load a local checkpoint as mmengine's ``load_from_local`` does (with
     torch's default ``weights_only``), also allowing the types in
     :data:`CHECKPOINT_SAFE_GLOBALS`.
@@ -152,15 +168,13 @@ def _unreadable(filename: str) -> UnreadableCheckpointError:
 
 def register_checkpoint_loader() -> None:
     """Make mmengine load local checkpoints with
-    :func:`load_local_checkpoint` and pickle HistoryBuffers from their
+    :func:`load_from_local` and pickle HistoryBuffers from their
     arrays (fix ``resume``)."""
     copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
-    CheckpointLoader.register_scheme(
-        prefixes='', force=True)(
-            load_local_checkpoint)
+    CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_local)
 
 
-class AtomicLocalBackend(LocalBackend):
+class LocalBackend(StockLocalBackend):
     """mmengine's local file backend, writing each file atomically: into a
     temporary file next to it, flushed to disk, then renamed over it."""
 
@@ -197,7 +211,7 @@ class AtomicLocalBackend(LocalBackend):
 def register_atomic_local_backend() -> None:
     """Make mmengine write local files (checkpoints) atomically (fix
     ``atomic_checkpoints``)."""
-    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+    register_backend('local', LocalBackend, force=True, prefixes='')
 
 
 def let_ssd_predict() -> None:
@@ -208,11 +222,38 @@ def let_ssd_predict() -> None:
         SSDHead.loss_cls = None
 
 
+def compile_forward_and_loss() -> None:
+    """Make mmengine's ``compile`` option compile the model's forward and
+    loss instead of its whole ``train_step`` (fix ``compile``)."""
+    stock = Runner._maybe_compile
+
+    @functools.wraps(stock)
+    def _maybe_compile(self, target: str) -> None:
+        if target != 'train_step':
+            return stock(self, target)
+        eager = self.model._run_forward
+        # the stock code, options and log message, on another target
+        stock(self, '_run_forward')
+        compiled = self.model.__dict__.pop('_run_forward', eager)
+        if compiled is not eager:
+            self.model._run_forward = functools.partial(
+                _run_loss_compiled, eager, compiled)
+
+    Runner._maybe_compile = _maybe_compile
+
+
+def _run_loss_compiled(eager: Callable, compiled: Callable, data, mode: str):
+    """``_run_forward`` with the compiled function for the loss, the eager
+    one for predictions (validation in a training run)."""
+    return (compiled if mode == 'loss' else eager)(data, mode)
+
+
 # The process-wide fixes, applied once by :func:`apply_fixes`.
 IMPORT_FIXES: Dict[str, Callable[[], None]] = {
     'resume': register_checkpoint_loader,
     'atomic_checkpoints': register_atomic_local_backend,
     'ssd_predict': let_ssd_predict,
+    'compile': compile_forward_and_loss,
 }
 _applied: List[str] = []
 
@@ -249,7 +290,7 @@ def apply_fixes() -> List[str]:
 
 def end_distributed() -> None:
     """Shut the process group down once a run has finished (part of fix
-    4). Left to interpreter exit, gloo's threads can abort a process whose
+    5). Left to interpreter exit, gloo's threads can abort a process whose
     run succeeded ("terminate called without an active exception"); torch
     asks for ``destroy_process_group`` before exit. Does nothing in a
     single-process run."""
@@ -258,7 +299,7 @@ def end_distributed() -> None:
 
 
 def setup_distributed(cfg: Config) -> None:
-    """Prepare a multi-process run on a machine without CUDA (fix 4).
+    """Prepare a multi-process run on a machine without CUDA (fix 5).
 
     With ``cfg.launcher == 'pytorch'`` (torchrun, ``tools/dist_train.sh``)
     and no CUDA device, start the default process group on gloo and build

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,8 +18,12 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config, ConfigDict
 from mmengine.fileio import LocalBackend
-from mmengine.logging import HistoryBuffer, MessageHub
+from mmengine.logging import HistoryBuffer, MessageHub, MMLogger
+from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper
+from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
+from torch._dynamo.utils import counters
 
 from mmdet_yolor import compat
 
@@ -77,7 +82,7 @@ def test_checkpoint_with_unsafe_objects_needs_explicit_trust(
 
 def test_missing_and_corrupt_checkpoints_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.pth does not exist'):
-        compat.load_local_checkpoint(str(tmp_path / 'nope.pth'))
+        compat.load_from_local(str(tmp_path / 'nope.pth'))
     good = tmp_path / 'good.pth'
     torch.save(dict(state_dict=dict(w=torch.ones(100))), good)
     truncated = tmp_path / 'truncated.pth'
@@ -86,7 +91,7 @@ def test_missing_and_corrupt_checkpoints_are_named(tmp_path):
     not_a_checkpoint.write_text('not a checkpoint')
     for path in (truncated, not_a_checkpoint):
         with pytest.raises(compat.UnreadableCheckpointError) as error:
-            compat.load_local_checkpoint(str(path))
+            compat.load_from_local(str(path))
         message = str(error.value)
         # one line: the file, what is wrong, what to do; nothing of torch's
         assert '\n' not in message
@@ -176,7 +181,7 @@ def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
 
 
 def test_atomic_writes_honour_the_umask(tmp_path):
-    backend = compat.AtomicLocalBackend()
+    backend = compat.LocalBackend()
     old = os.umask(0o022)
     try:
         backend.put(b'x', tmp_path / 'shared.pth')
@@ -196,7 +201,7 @@ def test_atomic_writes_honour_the_umask(tmp_path):
 def test_atomic_writes_go_through_symlinks(tmp_path):
     (tmp_path / 'real.pth').write_bytes(b'old')
     os.symlink('real.pth', tmp_path / 'latest.pth')
-    compat.AtomicLocalBackend().put(b'new', tmp_path / 'latest.pth')
+    compat.LocalBackend().put(b'new', tmp_path / 'latest.pth')
     assert (tmp_path / 'latest.pth').is_symlink()
     assert (tmp_path / 'real.pth').read_bytes() == b'new'
 
@@ -208,17 +213,17 @@ def test_other_backends_and_file_operations_are_stock(tmp_path):
     assert registry_utils.backends['petrel'] is PetrelBackend
     assert registry_utils.prefix_to_backends['https'] is HTTPBackend
     assert registry_utils.prefix_to_backends['s3'] is PetrelBackend
-    assert registry_utils.backends['local'] is compat.AtomicLocalBackend
+    assert registry_utils.backends['local'] is compat.LocalBackend
     # everything but writing is mmengine's LocalBackend
     overridden = {
         name
-        for name, value in vars(compat.AtomicLocalBackend).items()
+        for name, value in vars(compat.LocalBackend).items()
         if callable(value) or isinstance(value, staticmethod)
     }
     assert overridden == {'put', 'put_text', '_write_atomically'}
     (tmp_path / 'a').mkdir()
     (tmp_path / 'a' / 'f.txt').write_text('hello')
-    stock, atomic = LocalBackend(), compat.AtomicLocalBackend()
+    stock, atomic = LocalBackend(), compat.LocalBackend()
     for backend in (stock, atomic):
         assert backend.get_text(tmp_path / 'a' / 'f.txt') == 'hello'
         assert backend.exists(tmp_path / 'a') and backend.isdir(tmp_path / 'a')
@@ -233,28 +238,46 @@ def test_other_backends_and_file_operations_are_stock(tmp_path):
 
 def test_fixes_are_applied_once():
     assert compat.apply_fixes() == []  # importing the plugin applied them
-    assert CheckpointLoader._schemes[''] is compat.load_local_checkpoint
+    assert CheckpointLoader._schemes[''] is compat.load_from_local
 
 
-STOCK_STATE = textwrap.dedent('''
+def test_replacements_look_like_what_they_replace(tmp_path):
+    # mmengine's own test of its loaders, and the scheme it logs
+    loader = CheckpointLoader._get_checkpoint_loader(str(tmp_path / 'a.pth'))
+    assert loader.__name__ == 'load_from_local'
+    assert compat.LocalBackend().name == LocalBackend().name == 'LocalBackend'
+    assert isinstance(compat.LocalBackend(), LocalBackend)
+    # what pickles by name still does (dataloader workers that spawn)
+    restored = pickle.loads(pickle.dumps(compat.LocalBackend()))
+    assert type(restored) is compat.LocalBackend
+    assert pickle.loads(pickle.dumps(loader)) is loader
+    assert Runner._maybe_compile.__name__ == '_maybe_compile'
+    assert Runner._maybe_compile.__wrapped__.__module__ == \
+        'mmengine.runner.runner'
+
+
+STOCK_STATE = textwrap.dedent("""
     import copyreg
     from mmengine.fileio.backends import registry_utils
     from mmengine.logging import HistoryBuffer
+    from mmengine.runner import Runner
     from mmengine.runner.checkpoint import CheckpointLoader
     from mmdet.models.dense_heads import SSDHead
     import mmdet_yolor
-    print(CheckpointLoader._schemes[''].__module__,
-          registry_utils.backends['local'].__name__,
+    print(CheckpointLoader._schemes[''].__module__.split('.')[0],
+          registry_utils.backends['local'].__module__.split('.')[0],
           HistoryBuffer in copyreg.dispatch_table,
-          hasattr(SSDHead, 'loss_cls'))
-''')
+          hasattr(SSDHead, 'loss_cls'),
+          hasattr(Runner._maybe_compile, '__wrapped__'))
+""")
 
 
 # (the default, every fix applied, is what this process shows)
 @pytest.mark.parametrize('disabled,expected', [
-    ('all', 'mmengine.runner.checkpoint LocalBackend False False'),
-    ('resume', 'mmengine.runner.checkpoint AtomicLocalBackend False True'),
-    ('ssd_predict', 'mmdet_yolor.compat AtomicLocalBackend True False'),
+    ('all', 'mmengine mmengine False False False'),
+    ('resume', 'mmengine mmdet_yolor False True True'),
+    ('atomic_checkpoints', 'mmdet_yolor mmengine True True True'),
+    ('ssd_predict,compile', 'mmdet_yolor mmdet_yolor True False False'),
 ])
 def test_fixes_can_be_disabled(disabled, expected):
     env = dict(os.environ, **{compat.DISABLE_FIXES_ENV: disabled})
@@ -314,3 +337,39 @@ def test_end_distributed_shuts_the_process_group_down(tmp_path):
     compat.end_distributed()
     assert not torch_dist.is_initialized()
     compat.end_distributed()  # single-process: nothing to do
+
+
+class ToyModel(BaseModel):
+    """A linear model with mmengine's forward modes."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 1)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        out = self.linear(inputs)
+        if mode == 'loss':
+            return dict(loss=out.pow(2).mean())
+        return [out]
+
+
+def test_compile_compiles_forward_and_loss_not_the_optimizer_step():
+    model = ToyModel()
+    runner = SimpleNamespace(
+        cfg=Config(dict(compile=dict(backend='eager'))),
+        model=model,
+        logger=MMLogger.get_current_instance())
+    Runner._maybe_compile(runner, 'train_step')
+    assert 'train_step' not in vars(model)  # stock mmengine replaces it
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    data = dict(inputs=torch.randn(4, 3))
+    torch._dynamo.reset()
+    counters.clear()
+    before = model.linear.weight.clone()
+    model.train_step(data, optim_wrapper)
+    compiled_frames = counters['frames']['total']
+    assert compiled_frames >= 1  # the loss forward ran compiled
+    assert not torch.equal(model.linear.weight, before)  # and it trained
+    model.val_step(data)  # predictions run eagerly
+    assert counters['frames']['total'] == compiled_frames
+    torch._dynamo.reset()

@@ -13,7 +13,7 @@ from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 from torch.utils._pytree import tree_leaves
 
-from mmdet_yolor.compat import load_local_checkpoint
+from mmdet_yolor.compat import load_from_local
 
 TRAIN = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..', 'tools',
@@ -25,7 +25,7 @@ SEEDED = [
 
 
 def weights(path):
-    return load_local_checkpoint(str(path))['state_dict']
+    return load_from_local(str(path))['state_dict']
 
 
 def assert_same_weights(a, b):
