@@ -2,11 +2,18 @@
 """What YOLOR costs: baseline vs YOLOR vs YOLOR folded, measured in one run.
 
 Parameters, FLOPs (mmengine's ``FlopAnalyzer``), inference latency (warm-up,
-then the median of repeats), training-step time and peak memory. Timed
-variants take turns in every round, so slow drifts of a noisy machine hit
-them alike. The three models share the baseline's weights (YOLOR's implicits
-are near the identity at initialisation), so post-processing such as NMS
-sees the same number of boxes in each.
+then the median of repeats), training-step time and peak memory; with
+``compile``, also the latency of each network (its raw ``mode='tensor'``
+outputs, where YOLOR adds its operations; post-processing is the same for
+all) eager and under ``torch.compile``, and what dynamo made of it (frames,
+graph breaks, recompiles). Timed variants take turns in every round, so slow drifts of a
+noisy machine hit them alike. The three models share the baseline's weights
+(YOLOR's implicits are near the identity at initialisation), so
+post-processing such as NMS sees the same number of boxes in each.
+
+Small inputs (``image_size=128``, ``batch_size=1``) show the regime of a
+GPU, where kernels are fast and per-call Python work (the wrappers'
+``forward``, level bookkeeping) is what a model adds.
 """
 import copy
 import json
@@ -15,6 +22,7 @@ import resource
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -29,6 +37,7 @@ from torch import nn
 
 from ..deploy import fuse_implicit
 from ..toggle import YOLOR_PARTS, YOLOR_TYPES, unyolorize, yolorize
+from .compiling import CompileCounts, count_compilation
 
 BASELINE, YOLOR, FOLDED = 'baseline', 'YOLOR', 'YOLOR folded'
 
@@ -45,6 +54,10 @@ class BenchmarkSettings:
         device (str): ``'cpu'`` or ``'cuda'``.
         yolor (str): The YOLOR variant of a baseline config: a key of
             ``mmdet_yolor.toggle.YOLOR_PARTS``.
+        compile (str, optional): Also time each network (``mode='tensor'``)
+            eager and compiled with ``torch.compile(backend=compile)``
+            (``'inductor'``, the default of torch), in the same rounds.
+            None: no network timings.
     """
     image_size: int = 320
     batch_size: int = 2
@@ -52,18 +65,33 @@ class BenchmarkSettings:
     repeats: int = 10
     device: str = 'cpu'
     yolor: str = 'all'
+    compile: Optional[str] = None
 
 
 @dataclass
 class VariantResult:
     """Measurements of one variant; times in milliseconds, memory in MiB.
-    Training figures are None for the folded model (inference only)."""
+    Training figures are None for the folded model (inference only), the
+    compiled ones None without ``compile``.
+
+    Attributes:
+        network_ms (float, optional): Latency of the network alone
+            (``mode='tensor'``), eager.
+        compiled_network_ms (float, optional): The same under
+            ``torch.compile``.
+        compile_counts (CompileCounts, optional): Frames, graph breaks and
+            recompiles of the compiled network (counted with the ``eager``
+            backend, which finds the same ones).
+    """
     name: str
     params: int
     flops: int
     inference_ms: float
     train_step_ms: Optional[float]
     peak_memory_mib: Optional[float]
+    network_ms: Optional[float] = None
+    compiled_network_ms: Optional[float] = None
+    compile_counts: Optional[CompileCounts] = None
 
 
 def variant_configs(cfg: Config, yolor: str = 'all') -> Dict[str, Config]:
@@ -220,12 +248,29 @@ def run_benchmark(cfg: Config,
     eval_data = make_batch(models[BASELINE], settings, training=False)
     for model in models.values():
         model.eval()
+    steps = {
+        name: partial(model, **eval_data, mode='predict')
+        for name, model in models.items()
+    }
+    counts = {}
+    if settings.compile:
+        networks = {
+            name: partial(
+                model, data_samples=eval_data['data_samples'], mode='tensor')
+            for name, model in models.items()
+        }
+        counts = {
+            name: count_compilation(network, eval_data['inputs'])
+            for name, network in networks.items()
+        }
+        for name, network in networks.items():
+            compiled = torch.compile(network, backend=settings.compile)
+            steps[_network(name)] = partial(network, eval_data['inputs'])
+            steps[_network(name,
+                           compiled=True)] = partial(compiled,
+                                                     eval_data['inputs'])
     with torch.no_grad():
-        inference = interleaved_median_ms(
-            {
-                name: (lambda m=model: m(**eval_data, mode='predict'))
-                for name, model in models.items()
-            }, settings)
+        latency = interleaved_median_ms(steps, settings)
         flops = {
             name: count_flops(model, eval_data)
             for name, model in models.items()
@@ -245,9 +290,16 @@ def run_benchmark(cfg: Config,
     }
     return [
         VariantResult(name, sum(p.numel() for p in model.parameters()),
-                      flops[name], inference[name], train.get(name),
-                      memory.get(name)) for name, model in models.items()
+                      flops[name], latency[name], train.get(name),
+                      memory.get(name), latency.get(_network(name)),
+                      latency.get(_network(name, compiled=True)),
+                      counts.get(name)) for name, model in models.items()
     ]
+
+
+def _network(name: str, compiled: bool = False) -> str:
+    """The name of a variant's timed network, eager or compiled."""
+    return f'{name} network' + (' compiled' if compiled else '')
 
 
 def _with_ratio(text: str, value: Optional[float],
@@ -256,11 +308,17 @@ def _with_ratio(text: str, value: Optional[float],
 
 
 def format_table(results: List[VariantResult]) -> str:
-    """Markdown table; the rows after the baseline carry ratios to it."""
+    """Markdown table; the rows after the baseline carry ratios to it. With
+    network timings, three more columns: the network eager and compiled,
+    and frames / graph breaks / recompiles of the compiled one."""
     base = results[0]
+    compiled = base.compiled_network_ms is not None
     lines = [
-        '| model | params | GFLOPs | inference | train step | peak memory |',
-        '| :-- | --: | --: | --: | --: | --: |',
+        '| model | params | GFLOPs | inference | train step | peak memory |' +
+        (' network | network compiled | frames / breaks / recompiles |'
+         if compiled else ''),
+        '| :-- | --: | --: | --: | --: | --: |' +
+        (' --: | --: | --: |' if compiled else ''),
     ]
     for result in results:
         ref = None if result is base else base
@@ -278,6 +336,16 @@ def format_table(results: List[VariantResult]) -> str:
                                          base.peak_memory_mib, 'MiB')):
             cells.append('-' if value is None else _with_ratio(
                 f'{value:,.1f} {unit}', value, ref and base_value))
+        if compiled:
+            counts = result.compile_counts
+            cells += [
+                _with_ratio(f'{value:.1f} ms', value, ref and base_value)
+                for value, base_value in ((result.network_ms, base.network_ms),
+                                          (result.compiled_network_ms,
+                                           base.compiled_network_ms))
+            ]
+            cells.append(f'{counts.frames} / {counts.graph_breaks} / '
+                         f'{counts.recompiles}')
         lines.append(f'| {result.name} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 

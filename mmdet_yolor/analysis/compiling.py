@@ -14,9 +14,9 @@ from typing import Callable, Iterator, List
 
 import torch
 import torch._dynamo
+from mmengine.structures import BaseDataElement
 from torch import Tensor
 from torch._dynamo.utils import counters
-from torch.utils._pytree import tree_leaves
 
 # The logger of dynamo's ``recompiles`` artifact (torch._dynamo.guards).
 RECOMPILES_LOGGER = 'torch._dynamo.guards.__recompiles'
@@ -68,13 +68,30 @@ def _recompiles_counted() -> Iterator[_Counter]:
         torch._logging.set_logs()
 
 
+def output_tensors(outputs) -> List[Tensor]:
+    """The tensors in ``outputs``: nested in lists, tuples and dicts, and
+    the data fields of mmengine data elements (a ``DetDataSample``'s
+    predictions), in order of their keys."""
+    if torch.is_tensor(outputs):
+        return [outputs]
+    if isinstance(outputs, (BaseDataElement, dict)):
+        # by name: a data element keeps its fields in a set
+        outputs = [value for _, value in sorted(outputs.items())]
+    if isinstance(outputs, (list, tuple)):
+        return [tensor for item in outputs for tensor in output_tensors(item)]
+    return []
+
+
 def relative_error(expected: List[Tensor], actual: List[Tensor]) -> float:
     """Largest ``|actual - expected|`` over the tensors, relative to the
     largest ``|expected|``."""
-    scale = max(float(e.abs().max()) for e in expected if e.numel())
-    return max(
-        float((a.float() - e.float()).abs().max())
-        for e, a in zip(expected, actual) if e.numel()) / max(scale, 1e-12)
+    pairs = [(e.float(), a.float()) for e, a in zip(expected, actual)
+             if e.numel()]
+    if not pairs:
+        return 0.0
+    scale = max(float(e.abs().max()) for e, _ in pairs)
+    return max(float((a - e).abs().max())
+               for e, a in pairs) / max(scale, 1e-12)
 
 
 def count_compilation(fn: Callable,
@@ -86,18 +103,18 @@ def count_compilation(fn: Callable,
     first left behind) and count what dynamo did.
 
     Dynamo's caches are reset before, so earlier compilations do not count.
-    ``fn`` must return tensors (in any nesting); they are compared with an
-    eager call.
+    The tensors ``fn`` returns (:func:`output_tensors`) are compared with
+    an eager call.
     """
     with torch.no_grad():
-        expected = [t for t in tree_leaves(fn(*args)) if torch.is_tensor(t)]
+        expected = output_tensors(fn(*args))
         torch._dynamo.reset()
         counters.clear()
         compiled = torch.compile(fn, backend=backend)
         with _recompiles_counted() as recompiles:
             for _ in range(calls):
                 outputs = compiled(*args)
-    actual = [t for t in tree_leaves(outputs) if torch.is_tensor(t)]
+    actual = output_tensors(outputs)
     if len(actual) != len(expected):
         raise RuntimeError(f'the compiled function returned {len(actual)} '
                            f'tensors, the eager one {len(expected)}')

@@ -6,6 +6,7 @@ from mmdet_yolor.analysis.benchmark import (BASELINE, FOLDED, YOLOR,
                                             BenchmarkSettings, VariantResult,
                                             dump_json, format_table,
                                             run_benchmark, variant_configs)
+from mmdet_yolor.analysis.compiling import CompileCounts
 from mmdet_yolor.testing import tiny_fcos_config
 
 SETTINGS = BenchmarkSettings(image_size=64, warmup=1, repeats=2)
@@ -38,6 +39,21 @@ def test_run_benchmark_measures_three_variants(tmp_path):
     assert [r['name'] for r in written['results']] == [BASELINE, YOLOR, FOLDED]
 
 
+def test_compile_times_the_compiled_models_in_the_same_run(tmp_path):
+    cfg = tiny_fcos_config(str(tmp_path / 'data'), str(tmp_path / 'work'))
+    settings = BenchmarkSettings(
+        image_size=64, warmup=1, repeats=2, compile='eager')
+    results = run_benchmark(cfg, settings)
+    for result in results:
+        assert result.network_ms > 0 and result.compiled_network_ms > 0
+        counts = result.compile_counts
+        # FCOS's network is one graph, in YOLOR form too
+        assert (counts.frames, counts.graph_breaks, counts.recompiles) == \
+            (1, 0, 0)
+        assert counts.max_error <= 1e-4
+    assert 'network compiled' in format_table(results)
+
+
 def test_format_table_gives_ratios_to_the_baseline():
     results = [
         VariantResult(BASELINE, 1000, 2e9, 10.0, 100.0, 500.0),
@@ -52,4 +68,19 @@ def test_format_table_gives_ratios_to_the_baseline():
         '102.0 ms (1.020x) | 505.0 MiB (1.010x) |',
         '| YOLOR folded | 1,000 (1.000x) | 2.00 (1.000x) | 10.1 ms (1.010x) '
         '| - | - |',
+    ]
+    counts = CompileCounts(
+        frames=3, graph_breaks=2, recompiles=0, max_error=0.0)
+    for result, ms in zip(results, (8.0, 8.4, 8.0)):
+        result.network_ms = ms
+        result.compiled_network_ms = ms / 2
+        result.compile_counts = counts
+    assert format_table(results).splitlines()[2:] == [
+        '| baseline | 1,000 | 2.00 | 10.0 ms | 100.0 ms | 500.0 MiB | '
+        '8.0 ms | 4.0 ms | 3 / 2 / 0 |',
+        '| YOLOR | 1,010 (1.010x) | 2.00 (1.000x) | 10.5 ms (1.050x) | '
+        '102.0 ms (1.020x) | 505.0 MiB (1.010x) | 8.4 ms (1.050x) | '
+        '4.2 ms (1.050x) | 3 / 2 / 0 |',
+        '| YOLOR folded | 1,000 (1.000x) | 2.00 (1.000x) | 10.1 ms (1.010x) '
+        '| - | - | 8.0 ms (1.000x) | 4.0 ms (1.000x) | 3 / 2 / 0 |',
     ]

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from mmdet_yolor.analysis.compiling import count_compilation, relative_error
+from mmdet_yolor.analysis.compiling import (count_compilation, output_tensors,
+                                            relative_error)
 
 
 def test_a_function_captured_whole_is_one_frame():
@@ -45,3 +46,19 @@ def test_relative_error_is_relative_to_the_largest_value():
     expected = [torch.tensor([10.0, -20.0]), torch.tensor([1.0])]
     actual = [torch.tensor([10.0, -20.0]), torch.tensor([1.2])]
     assert relative_error(expected, actual) == pytest.approx(0.2 / 20)
+
+
+def test_predictions_of_data_samples_are_compared():
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    def predict(x):
+        sample = DetDataSample()
+        sample.pred_instances = InstanceData(scores=x * 2, labels=x.long())
+        return [sample]
+
+    counts = count_compilation(predict, torch.ones(3))
+    assert counts.max_error == 0
+    # fields in order of their names: labels, scores
+    labels, scores = output_tensors(predict(torch.ones(3)))
+    assert labels.tolist() == [1, 1, 1] and scores.tolist() == [2, 2, 2]

@@ -1,8 +1,11 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """Benchmark baseline vs YOLOR vs YOLOR folded in one run: parameters,
 FLOPs, inference latency, training-step time and peak memory, the YOLOR
-rows as ratios to the baseline. A benchmark, not a test: run it on an idle
-machine."""
+rows as ratios to the baseline; with --compile also the inference latency
+under torch.compile and its frames, graph breaks and recompiles. A
+benchmark, not a test: run it on an idle machine. Small inputs
+(--image-size 128 --batch-size 1) show where Python overhead counts, as on
+a GPU."""
 import argparse
 
 from mmdet.utils import register_all_modules
@@ -33,6 +36,13 @@ def parse_args():
         help='timed steps per variant; the median is reported')
     parser.add_argument(
         '--device', default=defaults.device, choices=['cpu', 'cuda'])
+    parser.add_argument(
+        '--compile',
+        nargs='?',
+        const='inductor',
+        metavar='BACKEND',
+        help='also time each model under torch.compile with this backend '
+        '(default when given: inductor)')
     parser.add_argument('--json', help='also write the results to this file')
     launch.add_cfg_options_argument(parser)
     return parser.parse_args()
@@ -49,7 +59,8 @@ def main():
         warmup=args.warmup,
         repeats=args.repeats,
         device=args.device,
-        yolor=args.yolor)
+        yolor=args.yolor,
+        compile=args.compile)
     results = run_benchmark(cfg, settings)
     print(format_table(results))
     if args.json:
