@@ -6,10 +6,11 @@ then the median of repeats), training-step time and peak memory; with
 ``compile``, also the latency of each network (its raw ``mode='tensor'``
 outputs, where YOLOR adds its operations; post-processing is the same for
 all) eager and under ``torch.compile``, and what dynamo made of it (frames,
-graph breaks, recompiles). Timed variants take turns in every round, so slow drifts of a
-noisy machine hit them alike. The three models share the baseline's weights
-(YOLOR's implicits are near the identity at initialisation), so
-post-processing such as NMS sees the same number of boxes in each.
+graph breaks, recompiles). Timed variants take turns in every round, so
+slow drifts of a noisy machine hit them alike. The three models share the
+baseline's weights (YOLOR's implicits are near the identity at
+initialisation), so post-processing such as NMS sees the same number of
+boxes in each.
 
 Small inputs (``image_size=128``, ``batch_size=1``) show the regime of a
 GPU, where kernels are fast and per-call Python work (the wrappers'
