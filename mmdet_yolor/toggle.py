@@ -18,13 +18,18 @@ from mmdet.models.seg_heads.panoptic_fusion_heads import BasePanopticFusionHead
 from mmengine.config import Config, ConfigDict
 
 from .errors import InputError
+from .models import YOLORBackbone, YOLORHead, YOLORNeck
 from .models.heads.prediction_layers import table_entry
 from .models.layers.implicit import IMPLICIT_MODULE_PREFIX
 from .models.necks.yolor_neck import find_output_convs
-from .models.wrapping import resolve_type
+from .models.wrapping import merged_config, resolve_type
 
 PLUGIN = 'mmdet_yolor'
-YOLOR_TYPES = ('YOLORNeck', 'YOLORBackbone', 'YOLORHead')
+YOLOR_WRAPPERS = {
+    wrapper.__name__: wrapper
+    for wrapper in (YOLORNeck, YOLORBackbone, YOLORHead)
+}
+YOLOR_TYPES = tuple(YOLOR_WRAPPERS)
 
 # The YOLOR variants the tools offer (``--yolor [all|fa|pr|foldable]``), as
 # keyword arguments of :func:`yolorize`: ``foldable`` is both parts in the
@@ -262,14 +267,17 @@ def unyolorize(cfg: Config) -> Config:
 
 
 def _unwrap(value):
+    """``value`` with each wrapper config replaced by the config of the
+    module it wraps, the wrapper's other keys (a user's overrides of the
+    module) merged in."""
     if isinstance(value, list):
         return [_unwrap(item) for item in value]
     if not isinstance(value, dict):
         return value
-    if value.get('type') == 'YOLORNeck':
-        return _unwrap(value['neck'])
-    if value.get('type') == 'YOLORBackbone':
-        return _unwrap(value['backbone'])
-    if value.get('type') == 'YOLORHead':
-        return _unwrap(value['head'])
+    wrapper = YOLOR_WRAPPERS.get(value.get('type'))
+    if wrapper is not None:
+        own = ('type', ) + wrapper.own_options()
+        options = {k: v for k, v in value.items() if k not in own}
+        return _unwrap(
+            merged_config(value[wrapper.wrapped_key], options, value['type']))
     return ConfigDict({key: _unwrap(item) for key, item in value.items()})

@@ -30,19 +30,17 @@ from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 from torch import nn
 
+from ..models import ImplicitSite, implicit_layers, implicit_sites
 from ..models.layers.implicit import IMPLICIT_OPERATORS, BaseImplicit
+from ..models.wrapping import ALIGNMENT, INPUT, OUTPUT
 from .work_dirs import WorkDir, metric_values
 
 VARIANT_LINESTYLES = {'baseline': '-', 'YOLOR': '--'}
 SEED_MARKERS = ('o', 's', '^', 'D', 'v', 'P', 'X')
 # Opacity of the ± std bands of several seeds.
 BAND_ALPHA = 0.2
-# Short names of the module attributes holding implicit layers.
-IMPLICIT_ATTRIBUTES = {
-    'implicit_alignment': 'align',
-    'implicit_a': 'A',
-    'implicit_m': 'M',
-}
+# Short names of the roles of implicit layers, for labels.
+ROLE_LABELS = {ALIGNMENT: 'align', INPUT: 'A', OUTPUT: 'M'}
 # matplotlib 3.10 replaced boxplot's ``vert=False`` by ``orientation``.
 _HORIZONTAL_BOXES = (
     dict(orientation='horizontal') if 'orientation' in inspect.signature(
@@ -334,18 +332,13 @@ class ImplicitStats:
         return float(self.values.std())
 
 
-def implicit_location(name: str) -> Tuple[str, str]:
-    """Return ``(group, label)`` of an implicit module name: the module it
-    belongs to, and a short label with its role and pyramid level."""
-    parts = name.split('.')
-    level = None
-    if parts[-1].isdigit():  # one implicit per level in a ModuleList
-        level = parts.pop()
-    attribute = parts.pop()
-    group = '.'.join(parts) or 'model'
-    label = f'{group} {IMPLICIT_ATTRIBUTES.get(attribute, attribute)}'
-    if level is not None:
-        label += f' L{level}'
+def implicit_location(site: ImplicitSite) -> Tuple[str, str]:
+    """Return ``(group, label)`` of an implicit layer: the module it acts
+    on, and a short label with its role and pyramid level."""
+    group = site.target or 'model'
+    label = f'{group} {ROLE_LABELS[site.role]}'
+    if site.index is not None:
+        label += f' L{site.index}'
     return group, label
 
 
@@ -357,21 +350,12 @@ def implicit_operator(module: BaseImplicit) -> str:
     return type(module).__name__
 
 
-def find_implicits(model: nn.Module) -> Dict[str, BaseImplicit]:
-    """Every implicit layer of ``model`` by module name, in model order."""
-    return {
-        name: module
-        for name, module in model.named_modules()
-        if isinstance(module, BaseImplicit)
-    }
-
-
 @torch.no_grad()
 def implicit_values(model: nn.Module) -> Dict[str, np.ndarray]:
     """``g(z)`` of every implicit layer of ``model`` by module name."""
     return {
         name: module.representation().detach().cpu().double().numpy()
-        for name, module in find_implicits(model).items()
+        for name, module in implicit_layers(model).items()
     }
 
 
@@ -390,10 +374,11 @@ def implicit_stats(
     """
     values = implicit_values(model)
     stats = []
-    for name, module in find_implicits(model).items():
+    for site in implicit_sites(model):
+        name, module = site.name, site.implicit
         reference = (
             init_values[name] if init_values is not None else module.offset)
-        group, label = implicit_location(name)
+        group, label = implicit_location(site)
         stats.append(
             ImplicitStats(
                 name=name,
@@ -415,7 +400,7 @@ def _load_implicit_checkpoint(model: nn.Module, path: str) -> None:
     # load_checkpoint strips the 'module.' of (distributed) wrappers too.
     keys = {re.sub(r'^module\.', '', key) for key in state}
     missing = [
-        f'{name}.{key}' for name, module in find_implicits(model).items()
+        f'{name}.{key}' for name, module in implicit_layers(model).items()
         for key in module.state_dict() if f'{name}.{key}' not in keys
     ]
     if missing:
@@ -447,7 +432,7 @@ def load_implicit_stats(
     register_all_modules()
     cfg = Config.fromfile(config)
     model = MODELS.build(cfg.model)
-    if not find_implicits(model):
+    if not implicit_layers(model):
         raise ImplicitPlotError(
             f'the model of {config} has no implicit layers; pass a YOLOR '
             f'config (e.g. configs/fcos/fcos-yolor_*.py).')

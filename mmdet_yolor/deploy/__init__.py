@@ -1,9 +1,8 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 from .export import fuse_checkpoint
-from .fuse import (FoldSite, FuseReport, fold_implicit, fuse_implicit,
-                   strip_folded)
+from .fuse import FoldReport, fold_implicit, fuse_implicit, strip_folded
 
 __all__ = [
-    'fuse_implicit', 'fold_implicit', 'strip_folded', 'FuseReport', 'FoldSite',
+    'fuse_implicit', 'fold_implicit', 'strip_folded', 'FoldReport',
     'fuse_checkpoint'
 ]

@@ -9,11 +9,11 @@ from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
 from ..toggle import unyolorize
-from .fuse import FuseReport, fold_implicit, strip_folded
+from .fuse import FoldReport, fold_implicit, strip_folded
 
 
 def fuse_checkpoint(cfg: Config, checkpoint: str,
-                    out: str) -> Tuple[FuseReport, str]:
+                    out: str) -> Tuple[FoldReport, str]:
     """Fold the implicit knowledge of a trained YOLOR model and save it.
 
     Args:
@@ -22,7 +22,7 @@ def fuse_checkpoint(cfg: Config, checkpoint: str,
         out (str): Path of the folded checkpoint to write.
 
     Returns:
-        tuple: The :class:`FuseReport`, and the config ``out`` loads into.
+        tuple: The :class:`FoldReport`, and the config ``out`` loads into.
         When everything folded, that is the plain mmdet config of the
         detector (``unyolorize(cfg)``), written next to ``out`` as
         ``<out>.py``; mmdet_yolor is then not needed to use it. Otherwise it

@@ -4,10 +4,16 @@
 ``g(z)`` does not depend on the input, so after training it is a constant
 that the layer next to it can absorb (paper section 4.4). Every YOLOR module
 that owns implicit layers knows how to fold them
-(:class:`~mmdet_yolor.models.layers.FoldableMixin`: the neck and backbone
+(:class:`~mmdet_yolor.models.wrapping.FoldableMixin`: the neck and backbone
 alignment, FPN output convs, refined prediction layers; the rules are in
 :mod:`mmdet_yolor.models.layers.folding`). This module walks a model, asks
-each owner to fold, and reports what was folded and what was kept:
+each owner to fold, and reports what was folded and what was kept.
+
+The words: to *fold* an implicit is to move its value into a neighbouring
+layer and leave it computing the identity (:func:`fold_implicit`, which
+reports a :class:`FoldReport`); to *strip* is to remove the folded ones
+with their runtime operations (:func:`strip_folded`); to *fuse* a model is
+both (:func:`fuse_implicit`, ``tools/deploy/fuse_implicit.py``). Kept:
 
 - kept: per-level implicits on a layer shared by every pyramid level, an add
   before a padded kxk conv, neck levels whose output the neck reuses to
@@ -20,11 +26,11 @@ from typing import List
 from mmengine.logging import print_log
 from torch import nn
 
-from ..models.layers import FoldableMixin, FoldSite
+from ..models.wrapping import FoldableMixin, FoldSite
 
 
 @dataclass
-class FuseReport:
+class FoldReport:
     """The :class:`FoldSite` of every implicit layer folded or kept."""
     sites: List[FoldSite]
 
@@ -44,7 +50,7 @@ class FuseReport:
         return '\n'.join(lines)
 
 
-def fold_implicit(model: nn.Module) -> FuseReport:
+def fold_implicit(model: nn.Module) -> FoldReport:
     """Fold every implicit layer of ``model`` whose folding is exact into
     its neighbouring layer and make it the identity (add 0, multiply 1), in
     place. The model computes the same outputs as before (up to float
@@ -59,7 +65,7 @@ def fold_implicit(model: nn.Module) -> FuseReport:
                 FoldSite(prefix + site.name, site.folded, site.how)
                 for site in module.fold_implicit()
             ]
-    return FuseReport(sites)
+    return FoldReport(sites)
 
 
 def strip_folded(model: nn.Module) -> None:

@@ -1,10 +1,15 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-from .backbones import build_yolor_backbone
-from .heads import PREDICTION_LAYERS, build_yolor_head
+from .backbones import YOLORBackbone
+from .heads import PREDICTION_LAYERS, YOLORHead
+from .introspection import (alignment_targets, implicit_layers, implicit_sites,
+                            refined_layers)
 from .layers import ImplicitA, ImplicitC, ImplicitM
-from .necks import build_yolor_neck
+from .necks import YOLORNeck
+from .wrapping import FoldSite, ImplicitSite, wrapped_type
 
 __all__ = [
-    'ImplicitA', 'ImplicitM', 'ImplicitC', 'build_yolor_neck',
-    'build_yolor_backbone', 'build_yolor_head', 'PREDICTION_LAYERS'
+    'ImplicitA', 'ImplicitM', 'ImplicitC', 'YOLORNeck', 'YOLORBackbone',
+    'YOLORHead', 'PREDICTION_LAYERS', 'implicit_sites', 'implicit_layers',
+    'alignment_targets', 'refined_layers', 'ImplicitSite', 'FoldSite',
+    'wrapped_type'
 ]

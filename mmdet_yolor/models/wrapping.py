@@ -18,11 +18,23 @@ in: its ``__init__`` runs as the configured type's (``DETRHead`` checks
 The generated classes are not importable by name, so every mixin derives
 from :class:`YOLORMixin`, whose ``__reduce_ex__`` rebuilds the class from its
 mixin and base: models pickle, ``torch.save`` and ``copy.deepcopy`` (EMA).
+
+The registered wrappers (``YOLORNeck``, ``YOLORBackbone``, ``YOLORHead``)
+are mixins too: building one returns the wrapped module as an instance of
+``YOLOR<Type>(<Wrapper>, <Type>)`` (:class:`YOLORWrapper`). Modules that own
+implicit layers derive from :class:`FoldableMixin`: each folds its own
+implicits and says what they act on (:class:`ImplicitSite`).
 """
-from typing import Dict, Tuple, Type
+import copy
+import inspect
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple, Type
 
 from mmdet.registry import MODELS
+from mmengine.config import ConfigDict
 from torch import nn
+
+from ..errors import InputError
 
 _SUBCLASSES: Dict[Tuple[type, type], type] = {}
 
@@ -37,9 +49,151 @@ class YOLORMixin:
 
 
 def _new_mixed(mixin: type, base: type):
-    """An empty instance of ``YOLOR<base>``; unpickling fills its state."""
-    cls = subclass_with_mixin(base, mixin)
-    return cls.__new__(cls)
+    """An empty instance of ``YOLOR<base>``; unpickling fills its state.
+    (``object.__new__``: a wrapper's own ``__new__`` builds a module.)"""
+    return object.__new__(subclass_with_mixin(base, mixin))
+
+
+class YOLORWrapper(YOLORMixin):
+    """Base of the registered wrappers: building ``YOLORNeck(neck=...)``
+    builds the wrapped module and returns it as a ``YOLOR<Type>`` (an
+    instance of the wrapper and of the wrapped type), so a config's
+    ``type`` names the class of what it builds.
+
+    A subclass implements ``__new__(cls, <wrapped_key>, <own options>...,
+    **options)``: ``options`` are keys of the wrapped module (a user's
+    overrides of it, the keys mmdet detectors inject into heads), merged
+    into its config by :func:`merged_config`.
+
+    Attributes:
+        wrapped_key (str): The option holding the wrapped module's config.
+    """
+    wrapped_key = ''
+
+    def __init__(self, *args, **kwargs) -> None:
+        """Nothing left to do: ``__new__`` built the module."""
+
+    @classmethod
+    def own_options(cls) -> Tuple[str, ...]:
+        """The options of this wrapper's ``__new__``; every other key of
+        its config belongs to the wrapped module."""
+        parameters = list(inspect.signature(cls.__new__).parameters.values())
+        return tuple(p.name for p in parameters[1:]
+                     if p.kind is not inspect.Parameter.VAR_KEYWORD)
+
+
+def forward_owner(module_type: type) -> type:
+    """The class along ``module_type``'s MRO that defines its
+    ``forward``."""
+    return next(cls for cls in module_type.__mro__ if 'forward' in vars(cls))
+
+
+def takes_argument(module_type: type, name: str) -> bool:
+    """Whether building ``module_type`` takes the keyword argument
+    ``name``: its ``__init__`` or a base class's it passes ``**kwargs``
+    to."""
+    for cls in module_type.__mro__:
+        init = vars(cls).get('__init__')
+        if init is None:
+            continue
+        parameters = inspect.signature(init).parameters
+        if name in parameters:
+            return True
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD
+                   for p in parameters.values()):
+            return False
+    return False
+
+
+def merged_config(cfg: dict, options: dict, wrapper: str) -> dict:
+    """``cfg`` (a wrapped module's config) with ``options`` merged into it
+    as mmengine merges configs: nested dicts key by key, ``_delete_=True``
+    replacing one. Neither argument is modified.
+
+    Raises:
+        InputError: If ``cfg`` is a list (of necks), which keys cannot be
+            merged into.
+    """
+    if not options:
+        return cfg
+    if isinstance(cfg, (list, tuple)):
+        raise InputError(
+            f'{wrapper} wraps a list of {len(cfg)} modules and got keys for '
+            f'the wrapped module ({", ".join(sorted(options))}); set them '
+            f'on one of the list, e.g. model.neck.neck[0].<key>.')
+    merged = ConfigDict(copy.deepcopy(cfg))
+    merged.merge(copy.deepcopy(options))
+    return merged
+
+
+@dataclass
+class FoldSite:
+    """What folding did with one implicit layer.
+
+    Attributes:
+        name (str): Module path of the implicit layer.
+        folded (bool): Whether its value now lives in a neighbouring layer.
+        how (str): The rule that folded it, or why it was kept.
+    """
+    name: str
+    folded: bool
+    how: str
+
+
+# What an implicit layer does (ImplicitSite.role).
+ALIGNMENT, INPUT, OUTPUT = 'alignment', 'input', 'output'
+
+
+@dataclass(frozen=True)
+class ImplicitSite:
+    """One implicit layer of a model and what it acts on.
+
+    Attributes:
+        name (str): Module path of the implicit layer.
+        implicit (nn.Module): The implicit layer.
+        role (str): ``'alignment'`` (feature alignment of an output of
+            ``target``), ``'input'`` or ``'output'`` (prediction
+            refinement of the input or output of the layer ``target``).
+        target (str): Module path of what it acts on: a neck or backbone,
+            an output conv of a neck, a prediction layer.
+        index (int, optional): Which of ``target``'s outputs it aligns, or
+            the level of a prediction layer's implicit pair (0 for a layer
+            with one pair); None for the only output of an output conv.
+    """
+    name: str
+    implicit: nn.Module
+    role: str
+    target: str
+    index: Optional[int]
+
+
+class FoldableMixin(YOLORMixin):
+    """A YOLOR module that owns implicit layers and knows how to fold them
+    (as mmyolo's re-parameterisable modules own ``switch_to_deploy``).
+    ``mmdet_yolor.deploy`` walks a model and calls the folding methods,
+    ``mmdet_yolor.models.introspection`` :meth:`implicit_sites`."""
+
+    def implicit_sites(self) -> List[ImplicitSite]:
+        """The implicit layers this module owns, names and targets
+        relative to it (``''``: the module itself)."""
+        raise NotImplementedError
+
+    def fold_implicit(self) -> List[FoldSite]:
+        """Fold every implicit layer this module owns whose folding is
+        exact into its neighbouring layer and mark it folded (it computes
+        the identity from then on); leave the others. Implicits folded
+        before are skipped, so folding twice changes nothing.
+
+        Returns:
+            list[FoldSite]: One per implicit not folded before, named
+            relative to this module.
+        """
+        raise NotImplementedError
+
+    def strip_folded_implicit(self) -> None:
+        """Remove the implicit layers marked folded, and with them their
+        runtime operations."""
+        raise NotImplementedError
 
 
 def resolve_type(cfg: dict, wrapper: str) -> type:
@@ -94,11 +248,12 @@ def mix_into(module: nn.Module, mixin: Type[YOLORMixin]) -> nn.Module:
 
 def unmix(module: nn.Module) -> nn.Module:
     """Undo :func:`mix_into`: ``module`` is of its original type again."""
-    module.__class__ = wrapped_type(module)
+    module.__class__ = type(module).__bases__[1]
     return module
 
 
 def wrapped_type(module: nn.Module) -> type:
-    """The type a ``YOLOR<Type>`` module was made from (``FPN`` for a
-    ``YOLORFPN``)."""
-    return type(module).__bases__[1]
+    """The mmdet type of ``module``: the type a ``YOLOR<Type>`` was made
+    from (``FPN`` for a ``YOLORFPN``), or the type of a plain module."""
+    return next(
+        cls for cls in type(module).__mro__ if not issubclass(cls, YOLORMixin))

@@ -13,6 +13,8 @@ from mmdet_yolor.analysis.plot import (ImplicitPlotError, curve_colors,
                                        mean_std, plot_curves, plot_implicits,
                                        smooth)
 from mmdet_yolor.analysis.work_dirs import load_work_dirs
+from mmdet_yolor.models import ImplicitA, ImplicitM, ImplicitSite
+from mmdet_yolor.models.wrapping import ALIGNMENT, OUTPUT
 from mmdet_yolor.testing import (FASTER_RCNN, FASTER_RCNN_YOLOR, get_config,
                                  make_work_dir, one_run, shrink_backbone,
                                  train_records)
@@ -128,9 +130,13 @@ def test_curve_labels_name_experiments_of_a_detector(tmp_path):
 
 
 def test_implicit_location():
-    assert implicit_location('neck.implicit_alignment.3') == \
-        ('neck', 'neck align L3')
-    assert implicit_location('roi_head.bbox_head.2.fc_cls.implicit_m.0') == \
+    alignment = ImplicitSite('neck.implicit_alignment.3', ImplicitA(4),
+                             ALIGNMENT, 'neck', 3)
+    assert implicit_location(alignment) == ('neck', 'neck align L3')
+    refinement = ImplicitSite('roi_head.bbox_head.2.fc_cls.implicit_m.0',
+                              ImplicitM(4), OUTPUT,
+                              'roi_head.bbox_head.2.fc_cls', 0)
+    assert implicit_location(refinement) == \
         ('roi_head.bbox_head.2.fc_cls', 'roi_head.bbox_head.2.fc_cls M L0')
 
 

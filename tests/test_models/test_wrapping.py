@@ -14,9 +14,8 @@ from mmdet.testing import demo_mm_inputs
 from torch import nn
 
 from mmdet_yolor import yolorize
-from mmdet_yolor.models.layers import FoldableMixin
-from mmdet_yolor.models.wrapping import (YOLORMixin, mix_into, unmix,
-                                         wrapped_type)
+from mmdet_yolor.models.wrapping import (FoldableMixin, YOLORMixin, mix_into,
+                                         unmix, wrapped_type)
 from mmdet_yolor.testing import get_config, shrink_backbone, stage_outputs
 
 

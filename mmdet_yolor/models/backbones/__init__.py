@@ -1,4 +1,4 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-from .yolor_backbone import build_yolor_backbone
+from .yolor_backbone import YOLORBackbone
 
-__all__ = ['build_yolor_backbone']
+__all__ = ['YOLORBackbone']

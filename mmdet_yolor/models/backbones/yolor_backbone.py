@@ -14,8 +14,8 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from ..necks.yolor_neck import (FeatureAlignmentMixin, attach_alignment,
-                                output_level_channels)
-from ..wrapping import build_with_mixin
+                                output_level_channels, wrapped_options)
+from ..wrapping import YOLORWrapper, build_with_mixin
 
 # Side of the probe image, in pixels: a multiple of the largest total stride
 # of mmdet's backbones (HourglassNet: 128).
@@ -30,20 +30,16 @@ def backbone_probe_input(backbone: nn.Module) -> torch.Tensor:
     return torch.zeros(1, channels, BACKBONE_PROBE_SIZE, BACKBONE_PROBE_SIZE)
 
 
-@MODELS.register_module(name='YOLORBackbone')
-def build_yolor_backbone(
-        backbone: dict,
-        operator: str = 'add',
-        implicit_cfg: Optional[dict] = None,
-        num_outs: Optional[int] = None,
-        out_channels: Union[int, List[int], None] = None) -> nn.Module:
-    """Build ``backbone`` with YOLOR implicit feature alignment on each of
-    its outputs; registered in ``MODELS`` as ``'YOLORBackbone'``.
+@MODELS.register_module()
+class YOLORBackbone(FeatureAlignmentMixin, YOLORWrapper):
+    """A backbone with YOLOR implicit feature alignment on each of its
+    outputs; ``type='YOLORBackbone'``.
 
-    The counterpart of ``YOLORNeck`` for detectors without a neck: the
-    result is a ``YOLOR<BackboneType>`` keeping every state-dict key, plus
-    ``implicit_alignment.<level>.*``. The levels and channels are read from
-    the backbone's outputs on a blank probe image.
+    The counterpart of ``YOLORNeck`` for detectors without a neck: building
+    it builds the backbone and returns it as a ``YOLOR<BackboneType>``
+    keeping every state-dict key, plus ``implicit_alignment.<level>.*``.
+    The levels and channels are read from the backbone's outputs on a blank
+    probe image.
 
     Example:
         >>> backbone = dict(
@@ -56,17 +52,27 @@ def build_yolor_backbone(
             ``YOLORNeck``. Defaults to ``'add'``.
         implicit_cfg (dict, optional): Keyword arguments of the implicit
             layers (see ``YOLORNeck``).
-        num_outs (int, optional): Number of output levels, with an int
-            ``out_channels``: skips the probe run.
-        out_channels (int | list[int], optional): Channels of every output
-            level, or of each: skips the probe run.
-
-    Returns:
-        nn.Module: The backbone, of type ``YOLOR<BackboneType>``.
+        alignment_levels (int, optional): Number of output levels, with an
+            int ``alignment_channels``: skips the probe run.
+        alignment_channels (int | list[int], optional): Channels of every
+            output level, or of each: skips the probe run.
+        **backbone_options: Keys of the backbone, merged into ``backbone``
+            as mmengine merges configs (``model.backbone.init_cfg=None``
+            reaches the backbone).
     """
-    module = build_with_mixin(backbone, FeatureAlignmentMixin, 'YOLORBackbone')
-    channels = output_level_channels('YOLORBackbone', module,
-                                     [backbone_probe_input(module)], num_outs,
-                                     out_channels)
-    attach_alignment(module, channels, operator, dict(implicit_cfg or {}))
-    return module
+    wrapped_key = 'backbone'
+
+    def __new__(cls,
+                backbone: dict,
+                operator: str = 'add',
+                implicit_cfg: Optional[dict] = None,
+                alignment_levels: Optional[int] = None,
+                alignment_channels: Union[int, List[int], None] = None,
+                **backbone_options) -> nn.Module:
+        backbone = wrapped_options('YOLORBackbone', backbone, backbone_options)
+        module = build_with_mixin(backbone, cls, 'YOLORBackbone')
+        channels = output_level_channels('YOLORBackbone', module,
+                                         [backbone_probe_input(module)],
+                                         alignment_levels, alignment_channels)
+        attach_alignment(module, channels, operator, dict(implicit_cfg or {}))
+        return module

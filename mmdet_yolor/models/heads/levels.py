@@ -32,7 +32,7 @@ from typing import List, Optional
 
 from torch import nn
 
-from ..wrapping import YOLORMixin, wrapped_type
+from ..wrapping import YOLORMixin, forward_owner, wrapped_type
 
 # Attributes of dense heads holding their multi-level prior generator.
 PRIOR_GENERATORS = ('prior_generator', 'approx_anchor_generator')
@@ -57,9 +57,7 @@ def starts_levels_in_forward_single(head_type: type) -> bool:
     """Whether the ``forward`` that ``head_type`` runs calls
     ``self.forward_single`` (mmdet's ``multi_apply`` pattern), read from the
     names its code uses."""
-    forward = next(cls for cls in head_type.__mro__
-                   if 'forward' in vars(cls)).forward
-    code = getattr(forward, '__code__', None)
+    code = getattr(forward_owner(head_type).forward, '__code__', None)
     return code is not None and 'forward_single' in code.co_names
 
 

@@ -36,7 +36,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from ..layers.folding import PREDICTION_LAYER_TYPES, layer_channels
-from ..wrapping import YOLORMixin
+from ..wrapping import wrapped_type
 
 
 @dataclass(frozen=True)
@@ -233,9 +233,7 @@ def find_prediction_layers(head: nn.Module) -> List[PredictionSite]:
             sites = [(layer, per_level) for name in entry.names
                      for layer, per_level in _resolve(head, name, True)]
         except AttributeError as error:
-            head_type = next(
-                cls.__name__ for cls in type(head).__mro__
-                if not issubclass(cls, YOLORMixin))
+            head_type = wrapped_type(head).__name__
             print_log(
                 f'{head_type}: its PREDICTION_LAYERS entry does not fit '
                 f'({error}); searching its prediction layers instead. Add '

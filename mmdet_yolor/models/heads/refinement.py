@@ -18,13 +18,15 @@ from typing import List, Optional
 from torch import nn
 
 from ..layers import ImplicitA, ImplicitM
-from ..layers.folding import (FoldableMixin, FoldSite, fold_add_into_consumer,
+from ..layers.folding import (fold_add_into_consumer,
                               fold_multiply_into_producer, input_add_folds,
                               is_plain, layer_channels)
-from ..wrapping import mix_into, unmix, wrapped_type
+from ..wrapping import (INPUT, OUTPUT, FoldableMixin, FoldSite, ImplicitSite,
+                        mix_into, unmix, wrapped_type)
 from .levels import LevelCursor
 
-IMPLICIT_ATTRIBUTES = ('implicit_a', 'implicit_m')
+# The attributes of a refined layer holding its implicits, by role.
+REFINEMENT_ATTRIBUTES = {INPUT: 'implicit_a', OUTPUT: 'implicit_m'}
 
 
 class PredictionRefinementMixin(FoldableMixin):
@@ -49,9 +51,16 @@ class PredictionRefinementMixin(FoldableMixin):
             out = self.implicit_m[level](out)
         return out
 
+    def implicit_sites(self) -> List[ImplicitSite]:
+        return [
+            ImplicitSite(f'{name}.{level}', implicit, role, '', level)
+            for role, name in REFINEMENT_ATTRIBUTES.items()
+            for level, implicit in enumerate(self._modules.get(name, ()))
+        ]
+
     def fold_implicit(self) -> List[FoldSite]:
         pending = [
-            (name, level) for name in IMPLICIT_ATTRIBUTES
+            (name, level) for name in REFINEMENT_ATTRIBUTES.values()
             for level, implicit in enumerate(self._modules.get(name, ()))
             if not implicit.folded
         ]
@@ -101,11 +110,12 @@ class PredictionRefinementMixin(FoldableMixin):
     def strip_folded_implicit(self) -> None:
         """Remove folded implicits; a layer left with none is a plain layer
         of its original type again."""
-        for name in IMPLICIT_ATTRIBUTES:
+        for name in REFINEMENT_ATTRIBUTES.values():
             implicits = self._modules.get(name)
             if implicits is not None and all(i.folded for i in implicits):
                 delattr(self, name)
-        if not any(name in self._modules for name in IMPLICIT_ATTRIBUTES):
+        if not any(name in self._modules
+                   for name in REFINEMENT_ATTRIBUTES.values()):
             del self.yolor_site, self.yolor_levels, self.yolor_slot
             unmix(self)
 

@@ -8,20 +8,20 @@ RoI heads of every cascade stage, DETR-family decoder branches, and
 instance, panoptic and semantic heads alike.
 """
 import logging
-from typing import Iterator, List, Optional
+from typing import Optional
 
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.registry import MODELS
 from mmengine.logging import print_log
 from torch import nn
 
-from ..layers import BaseImplicit
+from ..layers import reset_implicits
 from ..layers.folding import input_add_folds
-from ..wrapping import build_with_mixin, mix_into, wrapped_type
+from ..wrapping import (YOLORWrapper, build_with_mixin, merged_config,
+                        mix_into, wrapped_type)
 from .levels import LevelCursor, LevelOwnerMixin, head_num_levels
 from .prediction_layers import find_prediction_layers
-from .refinement import (IMPLICIT_ATTRIBUTES, PredictionRefinementMixin,
-                         attach_prediction_refinement)
+from .refinement import attach_prediction_refinement
 
 INPUT_IMPLICIT_MODES = ('all', 'foldable', 'none')
 
@@ -39,46 +39,19 @@ def level_owner(head: nn.Module, site: str) -> nn.Module:
     return owner
 
 
-class YOLORHeadMixin(LevelOwnerMixin):
-    """Mixed into a head type by :func:`build_yolor_head`; see there."""
+@MODELS.register_module()
+class YOLORHead(LevelOwnerMixin, YOLORWrapper):
+    """A head with YOLOR implicit prediction refinement;
+    ``type='YOLORHead'``.
 
-    def refined_layers(self) -> List[PredictionRefinementMixin]:
-        """The prediction layers that carry implicit refinement."""
-        return [
-            m for m in self.modules()
-            if isinstance(m, PredictionRefinementMixin)
-        ]
-
-    def implicit_modules(self) -> Iterator[BaseImplicit]:
-        """The implicit layers of the prediction layers."""
-        for layer in self.refined_layers():
-            for name in IMPLICIT_ATTRIBUTES:
-                yield from layer._modules.get(name, ())
-
-    def init_weights(self) -> None:
-        # The head may re-initialise every parameter (DIIHead xavier-inits
-        # all matrices), so the implicits are reset afterwards.
-        super().init_weights()
-        for implicit in self.implicit_modules():
-            implicit.reset_parameters()
-
-
-@MODELS.register_module(name='YOLORHead')
-def build_yolor_head(head: dict,
-                     implicit_cfg: Optional[dict] = None,
-                     share_across_levels: bool = False,
-                     input_implicit: str = 'all',
-                     **head_kwargs) -> nn.Module:
-    """Build ``head`` with YOLOR implicit prediction refinement; registered
-    in ``MODELS`` as ``'YOLORHead'``.
-
-    The result is an instance of ``YOLOR<HeadType>``, a subclass of the
-    configured head type: mmdet's loss, predict, test-time augmentation and
-    ``init_weights`` run unchanged, every state-dict key of the original head
-    is kept, and each final prediction layer computes
-    ``ImplicitM(layer(ImplicitA(x)))``. Which layers those are is decided
-    on the built head (:func:`find_prediction_layers`); a head with none
-    (Sparse R-CNN's ``EmbeddingRPNHead``) is returned without implicits.
+    Building it builds the head and returns it as a ``YOLOR<HeadType>``, an
+    instance of this class and of the head's type: mmdet's loss, predict,
+    test-time augmentation and ``init_weights`` run unchanged, every
+    state-dict key of the original head is kept, and each final prediction
+    layer computes ``ImplicitM(layer(ImplicitA(x)))``. Which layers those
+    are is decided on the built head (:func:`find_prediction_layers`); a
+    head with none (Sparse R-CNN's ``EmbeddingRPNHead``) is returned without
+    implicits.
 
     Example:
         >>> bbox_head = dict(
@@ -101,36 +74,47 @@ def build_yolor_head(head: dict,
             ``'foldable'`` (only where it folds exactly into the layer:
             ``nn.Linear`` and unpadded 1x1 convs, not the padded 3x3 convs
             of FCOS/ATSS) or ``'none'``. Defaults to ``'all'``.
-        **head_kwargs: Merged into ``head``. mmdet detectors inject
-            ``train_cfg``, ``test_cfg`` and ``num_classes`` this way.
-
-    Returns:
-        nn.Module: The head, of type ``YOLOR<HeadType>``.
+        **head_options: Keys of the head, merged into ``head`` as mmengine
+            merges configs: a user's overrides
+            (``model.bbox_head.loss_cls.loss_weight=2.0``) and what mmdet
+            detectors inject (``train_cfg``, ``test_cfg``,
+            ``num_classes``).
     """
-    if input_implicit not in INPUT_IMPLICIT_MODES:
-        raise ValueError(f'YOLORHead: input_implicit must be one of '
-                         f'{INPUT_IMPLICIT_MODES}, got {input_implicit!r}')
-    module = build_with_mixin({
-        **head,
-        **head_kwargs
-    }, YOLORHeadMixin, 'YOLORHead')
-    head_type = wrapped_type(module).__name__
-    sites = find_prediction_layers(module)
-    if not sites:
-        print_log(
-            f'YOLORHead: {head_type} has no prediction layer to refine (a '
-            f'conv or Linear whose output is a prediction); it gets no '
-            f'implicits.',
-            logger='current',
-            level=logging.WARNING)
-    for site in sites:
-        with_input = input_implicit == 'all' or (
-            input_implicit == 'foldable' and input_add_folds(site.layer))
-        attach_prediction_refinement(
-            site.layer, None if share_across_levels
-            or site.per_level else _level_cursor(module, site.name),
-            dict(implicit_cfg or {}), f'{head_type}.{site.name}', with_input)
-    return module
+    wrapped_key = 'head'
+
+    def __new__(cls,
+                head: dict,
+                implicit_cfg: Optional[dict] = None,
+                share_across_levels: bool = False,
+                input_implicit: str = 'all',
+                **head_options) -> nn.Module:
+        if input_implicit not in INPUT_IMPLICIT_MODES:
+            raise ValueError(f'YOLORHead: input_implicit must be one of '
+                             f'{INPUT_IMPLICIT_MODES}, got {input_implicit!r}')
+        module = build_with_mixin(
+            merged_config(head, head_options, 'YOLORHead'), cls, 'YOLORHead')
+        head_type = wrapped_type(module).__name__
+        sites = find_prediction_layers(module)
+        if not sites:
+            print_log(
+                f'YOLORHead: {head_type} has no prediction layer to refine '
+                f'(a conv or Linear whose output is a prediction); it gets '
+                f'no implicits.',
+                logger='current',
+                level=logging.WARNING)
+        for site in sites:
+            with_input = input_implicit == 'all' or (
+                input_implicit == 'foldable' and input_add_folds(site.layer))
+            attach_prediction_refinement(
+                site.layer, None if share_across_levels
+                or site.per_level else _level_cursor(module, site.name),
+                dict(implicit_cfg
+                     or {}), f'{head_type}.{site.name}', with_input)
+        return module
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        reset_implicits(self)
 
 
 def _level_cursor(head: nn.Module, site: str) -> Optional[LevelCursor]:

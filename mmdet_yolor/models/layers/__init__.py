@@ -1,9 +1,9 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-from .folding import FoldableMixin, FoldSite
 from .implicit import (IMPLICIT_FORMS, IMPLICIT_OPERATORS, BaseImplicit,
-                       ImplicitA, ImplicitC, ImplicitM, build_implicit)
+                       ImplicitA, ImplicitC, ImplicitM, build_implicit,
+                       reset_implicits)
 
 __all__ = [
     'BaseImplicit', 'ImplicitA', 'ImplicitM', 'ImplicitC', 'build_implicit',
-    'IMPLICIT_FORMS', 'IMPLICIT_OPERATORS', 'FoldableMixin', 'FoldSite'
+    'IMPLICIT_FORMS', 'IMPLICIT_OPERATORS', 'reset_implicits'
 ]

@@ -1,72 +1,81 @@
-# Copyright (c) mmdet_yolor contributors. All rights reserved.
 """Rules that fold an implicit value into a neighbouring layer.
 
 ``g(z)`` does not depend on the input, so after training it is a constant
-that the layer next to it can absorb (paper section 4.4). One function per
-rule, for a convolution (any dimension, transposed too) or Linear computing
-``y = W x + b``:
+that the layer next to it can absorb (paper section 4.4). For a convolution
+(any dimension, transposed too) or Linear computing ``y = W x + b``, each
+rule is a pure function of tensors, as torch's ``fuse_conv_bn_weights``:
 
-- :func:`fold_multiply_into_producer`: ``m * (W x + b)`` -> ``W' = m W``,
+- :func:`multiply_into_producer`: ``m * (W x + b)`` -> ``W' = m W``,
   ``b' = m b``; exact for any such layer.
-- :func:`fold_add_into_consumer`: ``W (x + a) + b`` -> ``b' = b + W a``;
-  exact for Linear and unpadded 1x1 convs only (a padded kxk conv sees the
+- :func:`add_into_consumer`: ``W (x + a) + b`` -> ``b' = b + W a``; exact
+  for Linear and unpadded 1x1 convs only (a padded kxk conv sees the
   constant only inside its zero border, a transposed conv at its overlaps).
-- :func:`fold_add_into_producer`: ``(W x + b) + a`` -> ``b' = b + a``; exact
+- :func:`add_into_producer`: ``(W x + b) + a`` -> ``b' = b + a``; exact
   when nothing (norm, activation) comes between the layer and the add.
 
-The modules that own implicit layers (the YOLOR neck, backbone and
-prediction-layer mixins) decide which rule applies where and report each
-decision as a :class:`FoldSite`.
+``fold_*`` apply them to a layer in place. The modules that own implicit
+layers (the YOLOR neck, backbone and prediction-layer mixins) decide which
+rule applies where (``FoldableMixin`` in :mod:`..wrapping`).
 """
-from dataclasses import dataclass
-from typing import List
+from typing import Optional, Tuple
 
 import torch
 from mmdet.models.layers import NormedConv2d, NormedLinear
 from torch import Tensor, nn
 from torch.nn.modules.conv import _ConvNd
 
-from ..wrapping import YOLORMixin
-
 # The layers whose output or input an implicit can refine.
 PREDICTION_LAYER_TYPES = (_ConvNd, nn.Linear)
 
 
-@dataclass
-class FoldSite:
-    """What folding did with one implicit layer.
+def multiply_into_producer(
+    weight: Tensor,
+    bias: Optional[Tensor],
+    m: Tensor,
+    transposed_groups: Optional[int] = None
+) -> Tuple[Tensor, Optional[Tensor]]:
+    """``m * (W x + b)`` as ``W' x + b'``.
 
-    Attributes:
-        name (str): Module path of the implicit layer.
-        folded (bool): Whether its value now lives in a neighbouring layer.
-        how (str): The rule that folded it, or why it was kept.
+    Args:
+        weight (Tensor): ``(out, in / groups, *kernel)``, or for a transposed
+            conv ``(in, out / groups, *kernel)``.
+        bias (Tensor, optional): ``(out, )``.
+        m (Tensor): The multiplier, ``(out, )``.
+        transposed_groups (int, optional): The groups of a transposed conv;
+            None for a conv or Linear.
+
+    Returns:
+        tuple: ``W'`` and ``b'`` (None without a bias).
     """
-    name: str
-    folded: bool
-    how: str
+    if transposed_groups is None:
+        weight = weight * m.view((-1, ) + (1, ) * (weight.dim() - 1))
+    else:
+        # output channels are the groups' columns
+        grouped = weight.reshape(transposed_groups,
+                                 weight.shape[0] // transposed_groups,
+                                 weight.shape[1], -1)
+        weight = (grouped * m.view(transposed_groups, 1, -1, 1)).reshape(
+            weight.shape)
+    return weight, None if bias is None else bias * m
 
 
-class FoldableMixin(YOLORMixin):
-    """A YOLOR module that owns implicit layers and knows how to fold them
-    (as mmyolo's re-parameterisable modules own ``switch_to_deploy``).
-    ``mmdet_yolor.deploy`` walks a model and calls these two methods."""
+def add_into_consumer(weight: Tensor,
+                      bias: Optional[Tensor],
+                      a: Tensor,
+                      groups: int = 1) -> Tensor:
+    """``W (x + a) + b`` as ``W x + b'`` for a Linear or unpadded 1x1 conv
+    of weight ``(out, in / groups, 1...)``: returns ``b' = b + W a``,
+    ``(out, )``."""
+    weight = weight.flatten(1)  # (out, in / groups)
+    shifted = torch.bmm(
+        weight.view(groups, -1, weight.shape[1]), a.view(groups, -1,
+                                                         1)).flatten()
+    return shifted if bias is None else bias + shifted
 
-    def fold_implicit(self) -> List[FoldSite]:
-        """Fold every implicit layer this module owns whose folding is
-        exact into its neighbouring layer and mark it folded (it computes
-        the identity from then on); leave the others. Implicits folded
-        before are skipped, so folding twice changes nothing.
 
-        Returns:
-            list[FoldSite]: One per implicit not folded before, named
-            relative to this module.
-        """
-        raise NotImplementedError
-
-    def strip_folded_implicit(self) -> None:
-        """Remove the implicit layers marked folded, and with them their
-        runtime operations."""
-        raise NotImplementedError
+def add_into_producer(bias: Optional[Tensor], a: Tensor) -> Tensor:
+    """``(W x + b) + a`` as ``W x + b'``: returns ``b' = b + a``."""
+    return a.clone() if bias is None else bias + a
 
 
 def layer_channels(layer: nn.Module) -> tuple:
@@ -93,46 +102,35 @@ def input_add_folds(layer: nn.Module) -> bool:
             and all(p == 0 for p in layer.padding))
 
 
-def _ensure_bias(layer: nn.Module) -> Tensor:
+def _set_bias(layer: nn.Module, bias: Tensor) -> None:
     if layer.bias is None:
-        out_channels = layer_channels(layer)[1]
-        layer.bias = nn.Parameter(layer.weight.new_zeros(out_channels))
-    return layer.bias
+        layer.bias = nn.Parameter(bias)
+    else:
+        layer.bias.copy_(bias)
 
 
 @torch.no_grad()
 def fold_multiply_into_producer(layer: nn.Module, m: Tensor) -> None:
-    """``m * layer(x)`` -> ``layer'(x)``: scale the output channels of a
-    conv or Linear (``W' = m W``, ``b' = m b``)."""
-    weight = layer.weight
-    if isinstance(layer, _ConvNd) and layer.transposed:
-        # (in, out / groups, *kernel): output channels are the groups' columns
-        groups = layer.groups
-        grouped = weight.view(groups, weight.shape[0] // groups,
-                              weight.shape[1], -1)
-        grouped.mul_(m.view(groups, 1, -1, 1))
-    else:
-        weight.mul_(m.view((-1, ) + (1, ) * (weight.dim() - 1)))
-    if layer.bias is not None:
-        layer.bias.mul_(m)
+    """``m * layer(x)`` -> ``layer'(x)``, in place
+    (:func:`multiply_into_producer`)."""
+    transposed = isinstance(layer, _ConvNd) and layer.transposed
+    weight, bias = multiply_into_producer(layer.weight, layer.bias, m,
+                                          layer.groups if transposed else None)
+    layer.weight.copy_(weight)
+    if bias is not None:
+        layer.bias.copy_(bias)
 
 
 @torch.no_grad()
 def fold_add_into_consumer(layer: nn.Module, a: Tensor) -> None:
-    """``layer(x + a)`` -> ``layer'(x)`` for a layer where
-    :func:`input_add_folds` holds: ``b' = b + W a``."""
-    weight = layer.weight.flatten(1)  # (out, in / groups) for 1x1 convs
-    if isinstance(layer, _ConvNd) and layer.groups > 1:
-        groups = layer.groups
-        per_group = a.view(groups, -1, 1)
-        shifted = torch.bmm(
-            weight.view(groups, -1, weight.shape[1]), per_group).flatten()
-    else:
-        shifted = weight @ a
-    _ensure_bias(layer).add_(shifted)
+    """``layer(x + a)`` -> ``layer'(x)``, in place, for a layer where
+    :func:`input_add_folds` holds (:func:`add_into_consumer`)."""
+    groups = layer.groups if isinstance(layer, _ConvNd) else 1
+    _set_bias(layer, add_into_consumer(layer.weight, layer.bias, a, groups))
 
 
 @torch.no_grad()
 def fold_add_into_producer(layer: nn.Module, a: Tensor) -> None:
-    """``layer(x) + a`` -> ``layer'(x)``: ``b' = b + a``."""
-    _ensure_bias(layer).add_(a)
+    """``layer(x) + a`` -> ``layer'(x)``, in place
+    (:func:`add_into_producer`)."""
+    _set_bias(layer, add_into_producer(layer.bias, a))

@@ -252,3 +252,13 @@ def build_implicit(operator: str, channels: int, **kwargs) -> BaseImplicit:
         raise ValueError(f'implicit operator must be one of '
                          f'{tuple(IMPLICIT_OPERATORS)}, got {operator!r}')
     return IMPLICIT_OPERATORS[operator](channels, **kwargs)
+
+
+def reset_implicits(module: nn.Module) -> None:
+    """Re-initialise every implicit layer in ``module``: after the
+    ``init_weights`` of a module that initialises every parameter
+    (``DIIHead`` xavier-initialises all matrices), implicits keep their
+    own initialisation."""
+    for child in module.modules():
+        if isinstance(child, BaseImplicit):
+            child.reset_parameters()

@@ -1,8 +1,8 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 from .yolor_neck import (NECK_OUTPUT_CONVS, FeatureAlignmentMixin,
-                         OutputConvAlignmentMixin, build_yolor_neck)
+                         OutputConvAlignmentMixin, YOLORNeck)
 
 __all__ = [
-    'build_yolor_neck', 'FeatureAlignmentMixin', 'OutputConvAlignmentMixin',
+    'YOLORNeck', 'FeatureAlignmentMixin', 'OutputConvAlignmentMixin',
     'NECK_OUTPUT_CONVS'
 ]

@@ -2,13 +2,14 @@
 """YOLORNeck: implicit feature alignment on every output level of a neck.
 
 :class:`FeatureAlignmentMixin` adds one implicit layer to each output level
-of the module it is mixed into: a neck here, a backbone for detectors without
-a neck (``mmdet_yolor/models/backbones``). The number of levels and their
-channels are read from the outputs themselves, by running the module once on
-small probe inputs when it is built, so any neck works whatever attributes
-it has. With ``placement='output_convs'`` the implicits sit instead on the
-convs that produce FPN's levels (:class:`OutputConvAlignmentMixin`), where
-every one folds into a conv bias at inference.
+of the module it is mixed into: a neck here (:class:`YOLORNeck`), a backbone
+for detectors without a neck (``mmdet_yolor/models/backbones``). The number
+of levels and their channels are read from the outputs themselves, by
+running the module once on small probe inputs when it is built, so any neck
+works whatever attributes it has. With ``placement='output_convs'`` the
+implicits sit instead on the convs that produce FPN's levels
+(:class:`OutputConvAlignmentMixin`), where every one folds into a conv bias
+at inference.
 """
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
@@ -20,13 +21,25 @@ from mmengine.model import Sequential
 from torch import Tensor, nn
 
 from ...errors import InputError
-from ..layers import BaseImplicit, ImplicitA, ImplicitM, build_implicit
-from ..layers.folding import (FoldableMixin, FoldSite, fold_add_into_producer,
+from ..layers import (BaseImplicit, ImplicitA, ImplicitM, build_implicit,
+                      reset_implicits)
+from ..layers.folding import (fold_add_into_producer,
                               fold_multiply_into_producer, is_plain)
-from ..wrapping import (build_with_mixin, mix_into, resolve_type, unmix,
-                        wrapped_type)
+from ..wrapping import (ALIGNMENT, FoldableMixin, FoldSite, ImplicitSite,
+                        YOLORWrapper, build_with_mixin, forward_owner,
+                        merged_config, mix_into, resolve_type, takes_argument,
+                        unmix, wrapped_type)
 
 PLACEMENTS = ('outputs', 'output_convs')
+# The attribute holding feature-alignment implicits, on the aligned module
+# (one per output level) or on an output conv (one).
+ALIGNMENT_ATTRIBUTE = 'implicit_alignment'
+# Options the wrappers took before they passed every other key to the module
+# they wrap (as mmdet users set model.neck.out_channels), and their new names.
+RENAMED_OPTIONS = {
+    'num_outs': 'alignment_levels',
+    'out_channels': 'alignment_channels'
+}
 # Side of the finest level of the probe inputs of a neck, in pixels; each
 # further level halves it, as a backbone's strides do.
 NECK_PROBE_SIZE = 64
@@ -102,32 +115,29 @@ LEVEL_PRODUCERS: Dict[type, Callable[[nn.Module], list]] = {
 }
 
 
-def forward_owner(module_type: type) -> type:
-    """The class along ``module_type``'s MRO that defines its
-    ``forward``."""
-    return next(cls for cls in module_type.__mro__ if 'forward' in vars(cls))
-
-
 class FeatureAlignmentMixin(FoldableMixin):
-    """Mixed into a neck (or backbone) by :func:`build_yolor_neck`: output
-    level ``i`` becomes ``implicit_alignment[i](out_i)``.
+    """Feature alignment of the module it is mixed into (a neck, or a
+    backbone without neck): output level ``i`` becomes
+    ``implicit_alignment[i](out_i)``.
 
     Levels whose implicit was folded hold an ``nn.Identity``.
     """
 
-    def implicit_modules(self) -> List[BaseImplicit]:
-        """The implicit layers of the feature alignment."""
-        return [m for m in self.modules() if isinstance(m, BaseImplicit)]
+    def implicit_sites(self) -> List[ImplicitSite]:
+        alignment = self._modules.get(ALIGNMENT_ATTRIBUTE) or ()
+        return [
+            ImplicitSite(f'{ALIGNMENT_ATTRIBUTE}.{level}', implicit, ALIGNMENT,
+                         '', level) for level, implicit in enumerate(alignment)
+            if isinstance(implicit, BaseImplicit)
+        ]
 
     def init_weights(self) -> None:
-        # the module may initialise every parameter; implicits keep theirs
         super().init_weights()
-        for implicit in self.implicit_modules():
-            implicit.reset_parameters()
+        reset_implicits(self)
 
     def forward(self, *args, **kwargs):
         outs = super().forward(*args, **kwargs)
-        alignment = self._modules.get('implicit_alignment')
+        alignment = self._modules.get(ALIGNMENT_ATTRIBUTE)
         if alignment is None:  # placement='output_convs'
             return outs
         if isinstance(outs, Tensor):
@@ -135,15 +145,16 @@ class FeatureAlignmentMixin(FoldableMixin):
         if len(outs) != len(alignment):
             raise ValueError(
                 f'{type(self).__name__} was built for {len(alignment)} '
-                f'output levels but returned {len(outs)}; pass num_outs '
-                f'and out_channels to the YOLOR wrapper.')
+                f'output levels but returned {len(outs)}; pass '
+                f'alignment_levels and alignment_channels to the YOLOR '
+                f'wrapper.')
         return type(outs)(implicit(out)
                           for implicit, out in zip(alignment, outs))
 
     def fold_implicit(self) -> List[FoldSite]:
         """Fold what is exact of the alignment of each output level (see
         :data:`LEVEL_PRODUCERS`); report every level."""
-        alignment = self._modules.get('implicit_alignment')
+        alignment = self._modules.get(ALIGNMENT_ATTRIBUTE)
         if alignment is None:
             return []
         rule = LEVEL_PRODUCERS.get(forward_owner(wrapped_type(self)))
@@ -159,13 +170,13 @@ class FeatureAlignmentMixin(FoldableMixin):
             why = producer if isinstance(producer, str) else \
                 fold_into_output_conv(producer, implicit)
             sites.append(
-                FoldSite(f'implicit_alignment.{level}', not why, why
+                FoldSite(f'{ALIGNMENT_ATTRIBUTE}.{level}', not why, why
                          or FOLDED_HOW))
         return sites
 
     def strip_folded_implicit(self) -> None:
         """Replace folded level implicits by ``nn.Identity``."""
-        alignment = self._modules.get('implicit_alignment', ())
+        alignment = self._modules.get(ALIGNMENT_ATTRIBUTE, ())
         for level, implicit in enumerate(alignment):
             if isinstance(implicit, BaseImplicit) and implicit.folded:
                 alignment[level] = nn.Identity()
@@ -178,11 +189,17 @@ class OutputConvAlignmentMixin(FoldableMixin):
     def forward(self, *args, **kwargs):
         return self.implicit_alignment(super().forward(*args, **kwargs))
 
+    def implicit_sites(self) -> List[ImplicitSite]:
+        return [
+            ImplicitSite(ALIGNMENT_ATTRIBUTE, self.implicit_alignment,
+                         ALIGNMENT, '', None)
+        ]
+
     def fold_implicit(self) -> List[FoldSite]:
         if self.implicit_alignment.folded:
             return []
         why = fold_into_output_conv(self, self.implicit_alignment)
-        return [FoldSite('implicit_alignment', not why, why or FOLDED_HOW)]
+        return [FoldSite(ALIGNMENT_ATTRIBUTE, not why, why or FOLDED_HOW)]
 
     def strip_folded_implicit(self) -> None:
         if self.implicit_alignment.folded:
@@ -197,18 +214,9 @@ class NeckSequence(Sequential):
 
     def forward(self, x):
         for name, module in self._modules.items():
-            if name != 'implicit_alignment':
+            if name != ALIGNMENT_ATTRIBUTE:
                 x = module(x)
         return x
-
-
-def _build_neck(neck: Union[dict, list]) -> nn.Module:
-    """``YOLOR<NeckType>`` with :class:`FeatureAlignmentMixin`; a list of
-    necks as a ``YOLORNeckSequence``."""
-    if isinstance(neck, (list, tuple)):
-        necks = NeckSequence(*(MODELS.build(cfg) for cfg in neck))
-        return mix_into(necks, FeatureAlignmentMixin)
-    return build_with_mixin(neck, FeatureAlignmentMixin, 'YOLORNeck')
 
 
 def _zeros_pyramid(channels: Sequence[int], size: int) -> List[Tensor]:
@@ -290,20 +298,20 @@ def attach_alignment(module: nn.Module, channels: List[int], operator: str,
 
 def output_level_channels(
         wrapper: str, module: nn.Module, candidates: list,
-        num_outs: Optional[int], out_channels: Union[int, Sequence[int],
-                                                     None]) -> List[int]:
+        levels: Optional[int], channels: Union[int, Sequence[int],
+                                               None]) -> List[int]:
     """The channels of each output level of ``module``, read from a probe
-    run on ``candidates``; ``num_outs`` (number of levels) and
-    ``out_channels`` (of every level, or of each), where given, take
-    precedence, and when both are given no probe runs.
+    run on ``candidates``; ``levels`` (their number) and ``channels`` (of
+    every level, or of each), where given, take precedence, and when both
+    are given no probe runs.
 
     Raises:
         InputError: If the probe fails, saying how to give them instead.
     """
-    if isinstance(out_channels, (list, tuple)):
-        return list(out_channels)
-    if num_outs is not None and out_channels is not None:
-        return [out_channels] * num_outs
+    if isinstance(channels, (list, tuple)):
+        return list(channels)
+    if levels is not None and channels is not None:
+        return [channels] * levels
     try:
         probed = probe_output_channels(module, candidates)
     except RuntimeError as error:
@@ -311,35 +319,49 @@ def output_level_channels(
             f'{wrapper} could not tell the output levels of '
             f'{wrapped_type(module).__name__}: running it on probe inputs '
             f'built from its in_channels failed ({error}). Pass '
-            f'num_outs=... and out_channels=... to {wrapper}.') from None
-    if out_channels is not None:
-        return [out_channels] * len(probed)
-    if num_outs is not None:
-        return [
-            probed[min(level,
-                       len(probed) - 1)] for level in range(num_outs)
-        ]
+            f'alignment_levels=... and alignment_channels=... to '
+            f'{wrapper}.') from None
+    if channels is not None:
+        return [channels] * len(probed)
+    if levels is not None:
+        return [probed[min(level, len(probed) - 1)] for level in range(levels)]
     return probed
 
 
-@MODELS.register_module(name='YOLORNeck')
-def build_yolor_neck(
-        neck: Union[dict, List[dict]],
-        operator: str = 'add',
-        implicit_cfg: Optional[dict] = None,
-        placement: str = 'outputs',
-        num_outs: Optional[int] = None,
-        out_channels: Union[int, List[int], None] = None) -> nn.Module:
-    """Build ``neck`` with YOLOR implicit feature alignment; registered in
-    ``MODELS`` as ``'YOLORNeck'``.
+def wrapped_options(wrapper: str, wrapped: Union[dict, list],
+                    options: dict) -> Union[dict, list]:
+    """The config of the module a wrapper wraps with the wrapper's other
+    keys merged into it (:func:`merged_config`).
+
+    Raises:
+        InputError: For ``num_outs``/``out_channels`` that the wrapped
+            module does not take: options of the wrapper once, renamed to
+            ``alignment_levels``/``alignment_channels``.
+    """
+    modules = wrapped if isinstance(wrapped, (list, tuple)) else [wrapped]
+    for old, new in RENAMED_OPTIONS.items():
+        if old in options and (len(modules) > 1 or not takes_argument(
+                resolve_type(modules[0], wrapper), old)):
+            raise InputError(
+                f'{wrapper}: {old}={options[old]!r} goes to the module it '
+                f'wraps, and {" + ".join(str(m["type"]) for m in modules)} '
+                f'takes no {old}. To set the number or channels of the '
+                f'aligned levels, use {wrapper}({new}=...).')
+    return merged_config(wrapped, options, wrapper)
+
+
+@MODELS.register_module()
+class YOLORNeck(FeatureAlignmentMixin, YOLORWrapper):
+    """A neck with YOLOR implicit feature alignment; ``type='YOLORNeck'``.
 
     Every output level ``i`` of the neck becomes ``implicit_i(out_i)``, one
     implicit layer per level (the paper's feature alignment adds one vector
-    per FPN level). The result is an instance of ``YOLOR<NeckType>``, a
-    subclass of the configured neck type: every state-dict key of the neck is
-    kept, the implicits add ``implicit_alignment.<level>.*``. The levels and
-    their channels are read from the neck's outputs on a probe input built
-    from its ``in_channels`` (``num_outs``/``out_channels`` skip the probe).
+    per FPN level). Building it builds the neck and returns it as a
+    ``YOLOR<NeckType>``, an instance of this class and of the neck's type:
+    every state-dict key of the neck is kept, the implicits add
+    ``implicit_alignment.<level>.*``. The levels and their channels are read
+    from the neck's outputs on a probe input built from its ``in_channels``
+    (``alignment_levels``/``alignment_channels`` skip the probe).
 
     With ``placement='output_convs'`` the implicits sit instead on the
     outputs of the convs that produce the levels (FPN's ``fpn_convs``, see
@@ -371,26 +393,41 @@ def build_yolor_neck(
         placement (str): ``'outputs'`` (every output level, any neck) or
             ``'output_convs'`` (on the output convs, for the neck types in
             :data:`NECK_OUTPUT_CONVS`). Defaults to ``'outputs'``.
-        num_outs (int, optional): Number of output levels, with an int
-            ``out_channels``: skips the probe run.
-        out_channels (int | list[int], optional): Channels of every output
-            level, or of each: skips the probe run.
-
-    Returns:
-        nn.Module: The neck, of type ``YOLOR<NeckType>``.
+        alignment_levels (int, optional): Number of output levels, with an
+            int ``alignment_channels``: skips the probe run.
+        alignment_channels (int | list[int], optional): Channels of every
+            output level, or of each: skips the probe run.
+        **neck_options: Keys of the neck, merged into ``neck`` as mmengine
+            merges configs (``--cfg-options model.neck.out_channels=128``
+            reaches the FPN).
     """
-    if placement not in PLACEMENTS:
-        raise ValueError(f'YOLORNeck: placement must be one of {PLACEMENTS}, '
-                         f'got {placement!r}')
-    implicit_cfg = dict(implicit_cfg or {})
-    if placement == 'output_convs':
-        return _build_output_conv_alignment(neck, operator, implicit_cfg)
-    module = _build_neck(neck)
-    channels = output_level_channels('YOLORNeck', module,
-                                     neck_probe_inputs(neck), num_outs,
-                                     out_channels)
-    attach_alignment(module, channels, operator, implicit_cfg)
-    return module
+    wrapped_key = 'neck'
+
+    def __new__(cls,
+                neck: Union[dict, List[dict]],
+                operator: str = 'add',
+                implicit_cfg: Optional[dict] = None,
+                placement: str = 'outputs',
+                alignment_levels: Optional[int] = None,
+                alignment_channels: Union[int, List[int], None] = None,
+                **neck_options) -> nn.Module:
+        if placement not in PLACEMENTS:
+            raise ValueError(f'YOLORNeck: placement must be one of '
+                             f'{PLACEMENTS}, got {placement!r}')
+        neck = wrapped_options('YOLORNeck', neck, neck_options)
+        implicit_cfg = dict(implicit_cfg or {})
+        if placement == 'output_convs':
+            return _build_output_conv_alignment(neck, operator, implicit_cfg)
+        if isinstance(neck, (list, tuple)):
+            module = mix_into(
+                NeckSequence(*(MODELS.build(cfg) for cfg in neck)), cls)
+        else:
+            module = build_with_mixin(neck, cls, 'YOLORNeck')
+        channels = output_level_channels('YOLORNeck', module,
+                                         neck_probe_inputs(neck),
+                                         alignment_levels, alignment_channels)
+        attach_alignment(module, channels, operator, implicit_cfg)
+        return module
 
 
 def _build_output_conv_alignment(neck: dict, operator: str,
@@ -415,7 +452,7 @@ def _build_output_conv_alignment(neck: dict, operator: str,
             f'{", ".join(cls.__name__ for cls in NECK_OUTPUT_CONVS)} and '
             f'their subclasses (add an entry to NECK_OUTPUT_CONVS in '
             f"{__name__.replace('.', '/')}.py) or use placement='outputs'.")
-    module = build_with_mixin(neck, FeatureAlignmentMixin, 'YOLORNeck')
+    module = build_with_mixin(neck, YOLORNeck, 'YOLORNeck')
     for conv in getattr(module, convs_name):
         conv.implicit_alignment = build_implicit(
             operator, conv.out_channels, dim=1, **implicit_cfg)

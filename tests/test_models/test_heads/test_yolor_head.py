@@ -6,6 +6,7 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import ConfigDict
 
+from mmdet_yolor.models import implicit_layers, refined_layers, wrapped_type
 from mmdet_yolor.models.layers import ImplicitA, ImplicitM
 
 FPN_STRIDES = [8, 16, 32, 64, 128]
@@ -205,10 +206,10 @@ def test_prediction_layers_follow_idetect_pattern(name):
     pair per level where the head shares the layer across levels."""
     _, yolor = build_pair(name)
     names, shared = PREDICTION_LAYER_NAMES[name]
-    assert yolor.refined_layers() == [getattr(yolor, n) for n in names]
-    for layer in yolor.refined_layers():
-        assert type(
-            layer).__name__ == f'YOLOR{type(layer).__bases__[1].__name__}'
+    assert list(
+        refined_layers(yolor).values()) == [getattr(yolor, n) for n in names]
+    for layer in refined_layers(yolor).values():
+        assert type(layer).__name__ == f'YOLOR{wrapped_type(layer).__name__}'
         levels = len(FPN_STRIDES) if shared else 1
         assert len(layer.implicit_a) == len(layer.implicit_m) == levels
         assert all(isinstance(m, ImplicitA) for m in layer.implicit_a)
@@ -457,7 +458,7 @@ def test_head_without_prediction_layers_gets_no_implicits(caplog):
                 num_proposals=4,
                 proposal_feature_channel=8)))
     assert type(head).__name__ == 'YOLOREmbeddingRPNHead'
-    assert not head.refined_layers() and not list(head.implicit_modules())
+    assert not refined_layers(head) and not implicit_layers(head)
 
 
 def test_head_is_built_as_its_own_type_first():
@@ -502,8 +503,8 @@ def test_deepcopy_gives_the_copy_its_own_implicits():
                                              ('Shared2FCBBoxHead', True)])
 def test_foldable_input_implicits(name, with_input):
     _, yolor = build_pair(name, input_implicit='foldable')
-    assert yolor.refined_layers()
-    for layer in yolor.refined_layers():
+    assert refined_layers(yolor)
+    for layer in refined_layers(yolor).values():
         assert hasattr(layer, 'implicit_a') == with_input
         assert hasattr(layer, 'implicit_m')
     yolor(*head_inputs(name))

@@ -6,6 +6,7 @@ from mmdet.registry import MODELS
 from torch import nn
 
 from mmdet_yolor.errors import InputError
+from mmdet_yolor.models import implicit_layers
 from mmdet_yolor.models.necks.yolor_neck import (FeatureAlignmentMixin,
                                                  probe_output_channels)
 from mmdet_yolor.models.wrapping import mix_into
@@ -84,11 +85,12 @@ def test_init_weights_keeps_paper_statistics():
 
 
 def test_levels_that_do_not_match_the_built_ones_are_reported():
-    yolor = build(num_outs=3, out_channels=8)  # the FPN returns 4
+    # the FPN returns 4
+    yolor = build(alignment_levels=3, alignment_channels=8)
     with pytest.raises(
             ValueError,
-            match='built for 3 output levels but returned 4; pass num_outs '
-            'and out_channels'):
+            match='built for 3 output levels but returned 4; pass '
+            'alignment_levels and alignment_channels'):
         yolor(neck_inputs())
 
 
@@ -187,10 +189,10 @@ def test_neck_the_probe_cannot_run_needs_explicit_sizes():
             InputError,
             match='YOLORNeck could not tell the output levels of '
             'NamedLevelsNeck: running it on probe inputs built from its '
-            r'in_channels failed \(TypeError: .*\). Pass num_outs=... and '
-            'out_channels=... to YOLORNeck.'):
+            r'in_channels failed \(TypeError: .*\). Pass alignment_levels=... '
+            'and alignment_channels=... to YOLORNeck.'):
         MODELS.build(cfg)
-    neck = MODELS.build(dict(cfg, num_outs=1, out_channels=4))
+    neck = MODELS.build(dict(cfg, alignment_levels=1, alignment_channels=4))
     assert neck(dict(p3=torch.randn(1, 8, 4, 4)))[0].shape == (1, 4, 4, 4)
 
 
@@ -199,8 +201,30 @@ def test_explicit_sizes_skip_the_probe():
         dict(
             type='YOLORNeck',
             neck=NECKS_WITHOUT_ATTRIBUTES['YOLOV3Neck'][0],
-            out_channels=[16, 8, 4]))
+            alignment_channels=[16, 8, 4]))
     assert [m.channels for m in neck.implicit_alignment] == [16, 8, 4]
+
+
+def test_other_keys_reach_the_wrapped_neck():
+    # as mmdet users set model.neck.out_channels=...: the FPN gets it
+    neck = build(out_channels=16, num_outs=3, init_cfg=None)
+    assert neck.out_channels == 16 and neck.num_outs == 3
+    assert [m.channels for m in neck.implicit_alignment] == [16] * 3
+    assert neck.init_cfg is None
+
+
+def test_former_wrapper_options_the_neck_does_not_take_are_refused():
+    cfg = dict(
+        type='YOLORNeck',
+        neck=dict(type='NamedLevelsNeck', in_channels=[8]),
+        num_outs=1)
+    with pytest.raises(
+            InputError,
+            match=r'YOLORNeck: num_outs=1 goes to the module it wraps, and '
+            r'NamedLevelsNeck takes no num_outs. To set the number or '
+            r'channels of the aligned levels, use '
+            r'YOLORNeck\(alignment_levels=...\).'):
+        MODELS.build(cfg)
 
 
 def test_channel_mismatch_is_refused():
@@ -212,7 +236,7 @@ def test_channel_mismatch_is_refused():
 def test_output_convs_placement_aligns_before_extra_levels():
     yolor = build(placement='output_convs', implicit_cfg=dict(init='identity'))
     assert not hasattr(yolor, 'implicit_alignment')
-    assert len(yolor.implicit_modules()) == len(yolor.fpn_convs) == 4
+    assert len(implicit_layers(yolor)) == len(yolor.fpn_convs) == 4
     with torch.no_grad():
         before = yolor(neck_inputs())
         # the last backbone level feeds the extra conv of level 3
