@@ -1,46 +1,25 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-"""Helpers for tests and quick runs, in the spirit of ``mmdet.testing``."""
-import copy
-import json
+"""Helpers for tests of models built with the plugin, in the spirit of
+``mmdet.testing``: seconds-long configs (a tiny FCOS, shrunk zoo
+detectors), implicit values that make a wrong fold show, and stage-by-stage
+comparison of two detectors."""
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List
 
 import torch
-from mmdet.models.dense_heads import EmbeddingRPNHead
 from mmengine.config import Config
 from torch import Tensor, nn
-from torch.utils._pytree import tree_leaves
 
+from .config_edits import nested_dicts
 from .datasets import CLASSES
-# CONFIGS_ROOT and SEED_CONFIGS are re-exported for the tests.
-from .package_data import CONFIGS_ROOT, SEED_CONFIGS, get_config  # noqa
-
-
-def remove_pretrained_weights(model_cfg: dict) -> dict:
-    """Drop every pretrained-weight reference of a model config (none can be
-    downloaded here): ``init_cfg`` of type ``Pretrained`` and
-    ``pretrained=...``. In place; returns ``model_cfg``."""
-    nodes = [model_cfg]
-    while nodes:
-        node = nodes.pop()
-        if isinstance(node, dict):
-            init_cfg = node.get('init_cfg')
-            if isinstance(init_cfg, dict) and \
-                    init_cfg.get('type') == 'Pretrained':
-                node['init_cfg'] = None
-            if node.get('pretrained'):
-                node['pretrained'] = None
-            nodes.extend(node.values())
-        elif isinstance(node, (list, tuple)):
-            nodes.extend(node)
-    return model_cfg
+from .models.layers import BaseImplicit
+from .package_data import get_config
 
 
 @torch.no_grad()
 def randomise_implicits(model: nn.Module, seed: int = 0) -> None:
     """Give every implicit layer (vector form) a value far from the
     identity, so that a wrong fold shows."""
-    from .models.layers import BaseImplicit
     generator = torch.Generator().manual_seed(seed)
     for module in model.modules():
         if isinstance(module, BaseImplicit):
@@ -50,53 +29,12 @@ def randomise_implicits(model: nn.Module, seed: int = 0) -> None:
                 0.3 * torch.randn(module.channels, generator=generator))
 
 
-@torch.no_grad()
-def stage_outputs(
-    model: nn.Module,
-    data: dict,
-    proposals: Optional[list] = None
-) -> Tuple[Dict[str, List[Tensor]], Optional[list]]:
-    """The tensors a detector computes, stage by stage, in eval mode.
-
-    Comparing two models' ``mode='tensor'`` outputs through a two-stage
-    detector depends on the machine: a round-off-sized change of RPN scores
-    changes which proposals survive top-k and NMS, and the RoI rows of those
-    differ wholesale. So the RPN outputs are compared directly and the RoI
-    head runs on given ``proposals`` (the reference model's), as
-    ``TwoStageDetector._forward`` does with its own.
-
-    Args:
-        model (nn.Module): A single- or two-stage mmdet detector.
-        data (dict): Its ``data_preprocessor`` output.
-        proposals (list[InstanceData], optional): Proposals for the RoI
-            head; by default the model's own.
-
-    Returns:
-        tuple: ``{stage: tensors}`` for ``'neck'`` (the features),
-        ``'rpn'``, ``'roi'`` or ``'head'``, and the proposals used.
-    """
-    samples = data['data_samples']
-    features = model.extract_feat(data['inputs'])
-    outputs = dict(neck=list(features))
-    if not getattr(model, 'with_rpn', False) and not hasattr(
-            model, 'roi_head'):
-        outputs['head'] = tree_leaves(model.bbox_head.forward(features))
-        return outputs, None
-    if not isinstance(model.rpn_head, EmbeddingRPNHead):
-        outputs['rpn'] = tree_leaves(model.rpn_head.forward(features))
-    if proposals is None:
-        proposals = model.rpn_head.predict(features, samples, rescale=False)
-    # a copy: Sparse R-CNN's RoI head pops the proposal features
-    outputs['roi'] = tree_leaves(
-        model.roi_head.forward(features, copy.deepcopy(proposals), samples))
-    return outputs, proposals
-
-
 def assert_close_stages(expected: Dict[str, List[Tensor]],
                         actual: Dict[str, List[Tensor]],
                         rtol: float = 1e-4) -> None:
-    """Assert that two :func:`stage_outputs` agree within ``rtol`` of each
-    tensor's largest value, stage by stage."""
+    """Assert that two :func:`~mmdet_yolor.analysis.stages.stage_outputs`
+    agree within ``rtol`` of each tensor's largest value, stage by
+    stage."""
     assert expected.keys() == actual.keys()
     for stage in expected:
         assert len(expected[stage]) == len(actual[stage]) > 0, stage
@@ -126,19 +64,12 @@ def shrink_zoo_config(cfg: Config) -> Config:
     layers and two-stage detectors sample 64 RoIs per image from 100
     proposals (RoIAlign is slow on CPU). In place; returns ``cfg``."""
     model = cfg.model
-    stack = [model.get('train_cfg'), model.get('test_cfg')]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (list, tuple)):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            stack.extend(node.values())
-            if isinstance(node.get('sampler'), dict) and \
-                    'num' in node.sampler:
-                node.sampler.num = min(node.sampler.num, 64)
-            for stage in ('rpn', 'rpn_proposal'):
-                if 'max_per_img' in node.get(stage, {}):
-                    node[stage].max_per_img = min(node[stage].max_per_img, 100)
+    for node in nested_dicts([model.get('train_cfg'), model.get('test_cfg')]):
+        if isinstance(node.get('sampler'), dict) and 'num' in node.sampler:
+            node.sampler.num = min(node.sampler.num, 64)
+        for stage in ('rpn', 'rpn_proposal'):
+            if 'max_per_img' in node.get(stage, {}):
+                node[stage].max_per_img = min(node[stage].max_per_img, 100)
     backbone = model.backbone
     if backbone.type == 'ResNet' and backbone.depth == 50:
         backbone.depth = 18
@@ -227,78 +158,3 @@ def tiny_fcos_config(data_root: str,
     cfg.default_hooks.logger.interval = 1
     cfg.work_dir = work_dir
     return cfg
-
-
-# Crafted mmengine work dirs, for the analysis tools (compare, plot).
-FASTER_RCNN = dict(type='FasterRCNN', neck=dict(type='FPN'))
-FASTER_RCNN_YOLOR = dict(
-    type='FasterRCNN', neck=dict(type='YOLORNeck', neck=dict(type='FPN')))
-
-
-def train_records(first_step, last_step, iters_per_epoch=4):
-    """Training lines of scalars.json for steps first..last."""
-    return [
-        dict(
-            base_lr=0.01,
-            lr=0.01,
-            data_time=0.01,
-            grad_norm=5.0,
-            loss=5.0 - 0.1 * step,
-            loss_cls=1.0,
-            time=0.2,
-            epoch=(step - 1) // iters_per_epoch + 1,
-            iter=step,
-            step=step) for step in range(first_step, last_step + 1)
-    ]
-
-
-def val_record(epoch, box, mask=None):
-    """A validation line: ``box``/``mask`` are (mAP, mAP_50, mAP_75)."""
-    record = {}
-    for task, values in (('bbox', box), ('segm', mask)):
-        if values is None:
-            continue
-        for suffix, value in zip(('', '_50', '_75'), values):
-            record[f'coco/{task}_mAP{suffix}'] = value
-        record.update({
-            f'coco/{task}_mAP_s': 0.2,
-            f'coco/{task}_mAP_m': 0.4,
-            f'coco/{task}_mAP_l': 0.5
-        })
-    record.update(data_time=0.01, time=0.1, step=epoch)
-    return record
-
-
-def make_work_dir(root, name, model, runs, config_name='faster-rcnn_r50'):
-    """Write an mmengine-like work dir ``root/name`` and return its path.
-
-    Args:
-        model (dict): ``model`` of the config dumps.
-        runs (list[tuple[str, list[dict]]]): ``(timestamp, scalars.json
-            records)`` of each run.
-        config_name (str): Stem of the top-level config dump.
-    """
-    work_dir = root / name
-    config_text = f'model = {model!r}\n'
-    for timestamp, records in runs:
-        vis_data = work_dir / timestamp / 'vis_data'
-        vis_data.mkdir(parents=True)
-        (vis_data / 'scalars.json').write_text(''.join(
-            json.dumps(record) + '\n' for record in records))
-        (vis_data / 'config.py').write_text(config_text)
-    (work_dir / f'{config_name}.py').write_text(config_text)
-    (work_dir / 'epoch_1.pth').write_bytes(b'')
-    return str(work_dir)
-
-
-def one_run(box, mask=None, epochs=2):
-    """The runs of a work dir trained once for ``epochs`` epochs that ends
-    with ``box``/``mask`` metrics."""
-    records = []
-    for epoch in range(1, epochs + 1):
-        records += train_records(4 * epoch - 3, 4 * epoch)
-        final = epoch == epochs
-        records.append(
-            val_record(epoch, box if final else (0.1, 0.2, 0.1),
-                       mask if final else None))
-    return [('20240101_000000', records)]

@@ -7,7 +7,8 @@ from mmengine.optim import build_optim_wrapper
 from torch import nn
 
 from mmdet_yolor import yolorize
-from mmdet_yolor.testing import SEED_CONFIGS, get_config, shrink_backbone
+from mmdet_yolor.package_data import SEED_CONFIGS, get_config
+from mmdet_yolor.testing import shrink_backbone
 from mmdet_yolor.toggle import YolorizeError, unyolorize
 
 

@@ -36,6 +36,7 @@ from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from torch import nn
 
+from ..config_edits import strip_pretrained
 from ..deploy import fuse_implicit
 from ..toggle import YOLOR_PARTS, YOLOR_TYPES, unyolorize, yolorize
 from .compiling import CompileCounts, count_compilation
@@ -113,7 +114,7 @@ def _quiet_logs() -> None:
 def _without_pretrained(model_cfg):
     """No weights can be downloaded here: initialise from scratch."""
     model_cfg = copy.deepcopy(model_cfg)
-    model_cfg.backbone.init_cfg = None
+    strip_pretrained(model_cfg)
     return model_cfg
 
 

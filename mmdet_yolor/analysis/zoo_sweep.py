@@ -9,11 +9,8 @@ inputs under checks, predicts, and is folded with
 :func:`mmdet_yolor.fuse_implicit`, whose predictions must match the unfolded
 ones. :func:`format_markdown` turns the rows into ``docs/model_zoo.md``.
 
-What the checks rely on is the plugin's public API and its module names:
-feature-alignment implicits live in modules named ``implicit_alignment``,
-prediction-refinement implicits are ``<layer>.implicit_a.<i>`` and
-``<layer>.implicit_m.<i>`` of the prediction layer they refine, and every
-implicit layer is a :class:`~mmdet_yolor.models.layers.BaseImplicit`.
+What the checks rely on is the plugin's public API: what the implicits of a
+model act on comes from :mod:`mmdet_yolor.models.introspection`.
 """
 import copy
 import datetime
@@ -28,10 +25,9 @@ import tempfile
 import time
 import warnings
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import mmcv
 import mmdet
@@ -52,12 +48,17 @@ from mmengine.structures import InstanceData, PixelData
 from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 
+from ..config_edits import nested_dicts, strip_pretrained
 from ..deploy import fold_implicit, fuse_implicit
 from ..errors import InputError
+from ..models import (alignment_targets, implicit_layers, implicit_sites,
+                      refined_layers)
 from ..models.heads.prediction_layers import table_entry
-from ..models.layers import BaseImplicit
+from ..models.introspection import refined_levels
 from ..models.layers.implicit import IMPLICIT_MODULE_PREFIX
+from ..models.wrapping import init_parameter
 from ..toggle import YOLOR_PARTS, yolorize
+from .stages import replay_proposals
 
 # Row statuses. ``ok`` and ``partial`` rows are covered: the YOLOR model
 # trains, predicts and folds with every check passed; a ``partial`` one
@@ -151,7 +152,7 @@ def image_shapes(cfg: Config,
     size its training pipeline resizes every image to
     (``Resize(keep_ratio=False)``, as SSD and YOLACT, whose heads assume
     it), else those of ``settings``."""
-    for item in _dicts(cfg.get('train_dataloader')):
+    for item in nested_dicts(cfg.get('train_dataloader')):
         scale = item.get('scale')
         if item.get('type') == 'Resize' and item.get('keep_ratio') is False \
                 and isinstance(scale, (tuple, list)):
@@ -293,38 +294,13 @@ def list_configs(folders: Optional[Sequence[str]] = None,
     return specs
 
 
-def _dicts(node) -> List[dict]:
-    """Every dict nested in ``node`` (dicts and lists), ``node`` first."""
-    found = []
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            found.append(item)
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return found
-
-
-def _is_pretrained(init_cfg) -> bool:
-    """An ``init_cfg`` loading weights: of type ``Pretrained``, or with a
-    ``checkpoint`` that the module loads itself (PVT)."""
-    return isinstance(init_cfg, dict) and (init_cfg.get('type')
-                                           in ('Pretrained', 'PretrainedInit')
-                                           or 'checkpoint' in init_cfg)
-
-
 def _argument_default(module_type, name: str):
     """The default of argument ``name`` of the registered module
-    ``module_type`` (or of a base class it passes its keyword arguments
-    to); ``inspect.Parameter.empty`` if it takes no such argument."""
+    ``module_type``; ``inspect.Parameter.empty`` if it takes no such
+    argument."""
     cls = MODELS.get(module_type) if isinstance(module_type, str) else None
-    for base in cls.__mro__ if cls is not None else ():
-        parameter = inspect.signature(base.__init__).parameters.get(name)
-        if parameter is not None:
-            return parameter.default
-    return inspect.Parameter.empty
+    parameter = init_parameter(cls, name) if cls is not None else None
+    return inspect.Parameter.empty if parameter is None else parameter.default
 
 
 def check_in_scope(cfg: Config) -> None:
@@ -342,7 +318,7 @@ def check_in_scope(cfg: Config) -> None:
                 if 'BaseMOTModel' in bases else 'a re-identification model'
                 if 'BaseReID' in bases else f'a {cls.__mro__[1].__name__}')
         raise NotRunnable(f'not an image detector: {cls.__name__} is {kind}')
-    if any('language_model' in item for item in _dicts(cfg.model)):
+    if any('language_model' in item for item in nested_dicts(cfg.model)):
         raise NotRunnable('language-grounded detector: needs a BERT text '
                           'encoder (transformers, weights downloaded at '
                           'build time)')
@@ -370,38 +346,23 @@ def adapt_to_machine(cfg: Config, shapes: Sequence[Tuple[int,
     """
     done = set()
     pad_size = tuple(max(shape[i] for shape in shapes) for i in (0, 1))
-    for item in _dicts(cfg.model):
+    for item in nested_dicts(cfg.model):
         for key, value in item.items():
             if key.endswith('_ckpt') and value:
                 raise NotRunnable(f'loads trained weights at build time '
                                   f'({key}={value})')
-        init_cfg = item.get('init_cfg')
-        dropped = False
-        if _is_pretrained(init_cfg):
-            item['init_cfg'] = None
-            dropped = True
-        elif isinstance(init_cfg, list) and any(map(_is_pretrained, init_cfg)):
-            item['init_cfg'] = [
-                entry for entry in init_cfg if not _is_pretrained(entry)
-            ]
-            dropped = True
-        if isinstance(item.get('pretrained'), (str, bool)) and \
-                item['pretrained']:
-            item['pretrained'] = None if isinstance(item['pretrained'],
-                                                    str) else False
-            dropped = True
-        if dropped:
-            done.add('pretrained weights dropped')
-            if item.get('norm_eval',
-                        _argument_default(item.get('type'),
-                                          'norm_eval')) is True:
-                # frozen BN statistics come with the weights; from scratch
-                # they must be learned, or deep nets blow up
-                item['norm_eval'] = False
-                done.add('BN statistics learned (norm_eval=False)')
-                if (item.get('norm_cfg') or {}).get('eps', 1) == 0:
-                    # caffe-style BN, exact only with fixed statistics
-                    item['norm_cfg'].pop('eps')
+    for item in strip_pretrained(cfg.model):
+        done.add('pretrained weights dropped')
+        if item.get('norm_eval',
+                    _argument_default(item.get('type'), 'norm_eval')) is True:
+            # frozen BN statistics come with the weights; from scratch
+            # they must be learned, or deep nets blow up
+            item['norm_eval'] = False
+            done.add('BN statistics learned (norm_eval=False)')
+            if (item.get('norm_cfg') or {}).get('eps', 1) == 0:
+                # caffe-style BN, exact only with fixed statistics
+                item['norm_cfg'].pop('eps')
+    for item in nested_dicts(cfg.model):
         if item.get('type') in SYNC_NORMS:
             item['type'] = 'BN'
             done.add('SyncBN -> BN')
@@ -522,7 +483,7 @@ def input_spec(cfg: Config, model: nn.Module) -> InputSpec:
     the loading transforms of ``cfg.train_dataloader``, and the class
     counts of the model's heads."""
     loaders = [
-        item for item in _dicts(cfg.get('train_dataloader'))
+        item for item in nested_dicts(cfg.get('train_dataloader'))
         if item.get('type') in LOADING_DEFAULTS
         or item.get('type') == 'LoadProposals'
     ]
@@ -532,7 +493,7 @@ def input_spec(cfg: Config, model: nn.Module) -> InputSpec:
             item.get(key, LOADING_DEFAULTS[item['type']][key])
             for item in loaders if item['type'] in LOADING_DEFAULTS)
 
-    items = _dicts(cfg.model)
+    items = nested_dicts(cfg.model)
     semantic_heads = [
         item['semantic_head'] for item in items
         if isinstance(item.get('semantic_head'), dict)
@@ -764,56 +725,20 @@ def predict(model: nn.Module, cfg: Config, batch: dict) -> List[DetDataSample]:
 # ------------------------------------------------------------ YOLOR checks
 
 
-def implicit_layers(model: nn.Module) -> Dict[str, BaseImplicit]:
-    """Every implicit layer of ``model`` by module path."""
-    return {
-        name: module
-        for name, module in model.named_modules()
-        if isinstance(module, BaseImplicit)
+def implicit_targets(model: nn.Module) -> Dict[str, Optional[int]]:
+    """The modules of ``model`` whose outputs its implicits act on, with
+    their number of per-level calls (None for a module whose outputs are
+    indexed as a sequence: a neck or backbone under feature alignment, or
+    an output conv)."""
+    targets: Dict[str, Optional[int]] = {
+        target: None
+        for target in alignment_targets(model)
     }
-
-
-def implicit_target(name: str) -> Optional[Tuple[str, Optional[int]]]:
-    """What the implicit layer ``name`` acts on: ``(module path, index)``.
-
-    - ``<site>.implicit_alignment.<i>``: output ``i`` of the module
-      ``<site>`` (feature alignment of a neck or backbone);
-      ``<site>.implicit_alignment``: its only output.
-    - ``<layer>.implicit_a.<i>`` / ``<layer>.implicit_m.<i>``: the ``i``-th
-      of the per-level calls of the prediction layer ``<layer>`` (its input
-      and output), ``<layer>.implicit_a`` / ``implicit_m``: every call.
-
-    None for an implicit named otherwise.
-    """
-    for pattern in (r'(.+)\.implicit_alignment(?:\.(\d+))?$',
-                    r'(.+)\.implicit_[am](?:\.(\d+))?$'):
-        match = re.match(pattern, name)
-        if match:
-            index = match.group(2)
-            return match.group(1), None if index is None else int(index)
-    return None
-
-
-def fa_sites(model: nn.Module) -> List[str]:
-    """Modules holding feature-alignment implicits: the paths before
-    ``.implicit_alignment``."""
-    return sorted({
-        implicit_target(name)[0]
-        for name in implicit_layers(model) if '.implicit_alignment' in name
+    targets.update({
+        path: refined_levels(layer)
+        for path, layer in refined_layers(model).items()
     })
-
-
-def refined_layers(model: nn.Module) -> Dict[str, int]:
-    """Prediction layers refined by implicits (the paths before
-    ``.implicit_a`` / ``.implicit_m``), with the number of pyramid levels
-    they have implicits for."""
-    levels: Dict[str, int] = {}
-    for name in implicit_layers(model):
-        if '.implicit_alignment' in name or implicit_target(name) is None:
-            continue
-        layer, index = implicit_target(name)
-        levels[layer] = max(levels.get(layer, 1), (index or 0) + 1)
-    return dict(sorted(levels.items()))
+    return targets
 
 
 # Methods by which mmdet's heads compute their losses: a ``*_head`` module
@@ -902,17 +827,6 @@ def pr_sites(model: nn.Module, families: Sequence[str]) -> Dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def implicit_targets(model: nn.Module) -> Dict[str, Optional[int]]:
-    """The modules of ``model`` whose outputs its implicits act on, with
-    their number of per-level calls (None for a module whose outputs are
-    indexed as a sequence: a neck or backbone under feature alignment)."""
-    targets: Dict[str,
-                  Optional[int]] = {site: None
-                                    for site in fa_sites(model)}
-    targets.update(refined_layers(model))
-    return targets
-
-
 class OutputProbe:
     """Record which outputs of some modules of a model a gradient reaches
     while it trains: in the baseline, the outputs that the YOLOR model's
@@ -964,8 +878,9 @@ class OutputProbe:
             handle.remove()
 
     def unreached(self, target: Tuple[str, Optional[int]]) -> bool:
-        """Whether the output ``target`` (of :func:`implicit_target`) took
-        part in the loss's graph and no gradient reached it."""
+        """Whether the output ``target`` (``(module path, index)`` of an
+        :class:`~mmdet_yolor.models.ImplicitSite`) took part in the loss's
+        graph and no gradient reached it."""
         path, index = target
         keys = [(path, index)] if index is not None else [
             key for key in self.watched if key[0] == path
@@ -984,7 +899,10 @@ class ImplicitProbe:
     """
 
     def __init__(self, model: nn.Module) -> None:
-        self.layers = implicit_layers(model)
+        sites = implicit_sites(model)
+        self.layers = {site.name: site.implicit for site in sites}
+        # what each implicit acts on: (module path, output or level)
+        self.targets = {site.name: (site.target, site.index) for site in sites}
         self.calls = Counter()
         self.trainable: Dict[str, str] = {}  # parameter -> implicit layer
         self.reached = set()
@@ -1032,9 +950,8 @@ class ImplicitProbe:
     def excused(self, key: str, baseline: Optional[OutputProbe]) -> bool:
         """Whether no gradient reached the output that the parameter
         ``key`` acts on in the ``baseline`` either."""
-        target = implicit_target(self.trainable[key])
-        return baseline is not None and target is not None and \
-            baseline.unreached(target)
+        return baseline is not None and baseline.unreached(
+            self.targets[self.trainable[key]])
 
     def unreached(self) -> List[str]:
         """Trainable parameters no gradient reached."""
@@ -1125,47 +1042,10 @@ def outputs_agree(first: Optional[List[Tensor]],
         for a, b in zip(first, second))
 
 
-@contextmanager
-def rpn_proposals(model: nn.Module,
-                  replay: Optional[list] = None) -> Iterator[list]:
-    """Record the proposals of ``model.rpn_head`` while predicting, and with
-    ``replay`` (proposals recorded before) pass those on to the RoI head
-    instead of the new ones.
-
-    Comparing a two-stage detector before and after folding on the same
-    proposals keeps float rounding from deciding which near-tied proposals
-    survive the RPN's top-k and NMS, which would change the RoI outputs
-    wholesale; the proposals themselves are compared on their own.
-
-    Yields:
-        list: The proposals of each ``rpn_head.predict`` call (none for a
-        model without an RPN).
-    """
-    recorded = []
-    rpn = getattr(model, 'rpn_head', None)
-    if rpn is None:
-        yield recorded
-        return
-    original = rpn.predict
-
-    def predict(*args, **kwargs):
-        # copies: the RoI head may take fields out of its proposals
-        proposals = original(*args, **kwargs)
-        recorded.append(copy.deepcopy(proposals))
-        if replay is None:
-            return proposals
-        return copy.deepcopy(replay[len(recorded) - 1])
-
-    rpn.predict = predict
-    try:
-        yield recorded
-    finally:
-        del rpn.predict
-
-
 def proposals_agree(first: List[List[InstanceData]],
                     second: List[List[InstanceData]]) -> float:
-    """:func:`match_fraction` of two recordings of :func:`rpn_proposals`."""
+    """:func:`match_fraction` of two recordings of
+    :func:`~.stages.replay_proposals`."""
     fractions = [
         _instances_agree(a, b, box_tol=0.5, score_tol=1e-3)
         for calls in zip(first, second) for a, b in zip(*calls)
@@ -1243,7 +1123,7 @@ def _sweep(cfg: Config, settings: SweepSettings, row: SweepRow) -> None:
         return
 
     families = head_families(model)
-    row.fa_sites = fa_sites(model)
+    row.fa_sites = alignment_targets(model)
     row.pr_sites = pr_sites(model, families)
     row.uncovered = [
         family for family in families if family not in row.pr_sites
@@ -1256,7 +1136,7 @@ def _sweep(cfg: Config, settings: SweepSettings, row: SweepRow) -> None:
         train(model, yolor_cfg, batch, settings)
         probe.remove()
         phase = 'predict'
-        with rpn_proposals(model) as proposals:
+        with replay_proposals(model) as proposals:
             before = predict(model, yolor_cfg, batch)
         raw_before = raw_outputs(model, batch)
         phase = 'fold'
@@ -1266,7 +1146,7 @@ def _sweep(cfg: Config, settings: SweepSettings, row: SweepRow) -> None:
         row.folded = (sum(site.folded
                           for site in report.sites), len(report.sites))
         fuse_implicit(model, logger='silent')
-        with rpn_proposals(model, replay=proposals) as folded_proposals:
+        with replay_proposals(model, replay=proposals) as folded_proposals:
             after = predict(model, yolor_cfg, batch)
         row.agreement = min(
             match_fraction(before, after),

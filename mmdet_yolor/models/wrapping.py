@@ -88,21 +88,28 @@ def forward_owner(module_type: type) -> type:
     return next(cls for cls in module_type.__mro__ if 'forward' in vars(cls))
 
 
-def takes_argument(module_type: type, name: str) -> bool:
-    """Whether building ``module_type`` takes the keyword argument
-    ``name``: its ``__init__`` or a base class's it passes ``**kwargs``
-    to."""
+def init_parameter(module_type: type,
+                   name: str) -> Optional[inspect.Parameter]:
+    """The keyword argument ``name`` of building ``module_type``: of its
+    ``__init__``, or of a base class's that it passes ``**kwargs`` to; None
+    if it takes no such argument."""
     for cls in module_type.__mro__:
         init = vars(cls).get('__init__')
         if init is None:
             continue
         parameters = inspect.signature(init).parameters
         if name in parameters:
-            return True
+            return parameters[name]
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD
                    for p in parameters.values()):
-            return False
-    return False
+            return None
+    return None
+
+
+def takes_argument(module_type: type, name: str) -> bool:
+    """Whether building ``module_type`` takes the keyword argument
+    ``name`` (:func:`init_parameter`)."""
+    return init_parameter(module_type, name) is not None
 
 
 def merged_config(cfg: dict, options: dict, wrapper: str) -> dict:

@@ -5,8 +5,9 @@ import pytest
 
 from mmdet_yolor.analysis.compare import compare, dump_json, format_table
 from mmdet_yolor.analysis.work_dirs import WorkDirError
-from mmdet_yolor.testing import (FASTER_RCNN, FASTER_RCNN_YOLOR, make_work_dir,
-                                 one_run, train_records, val_record)
+
+from crafted_work_dirs import (FASTER_RCNN, FASTER_RCNN_YOLOR, make_work_dir,
+                               one_run, train_records, val_record)
 
 MASK_RCNN = dict(type='MaskRCNN', roi_head=dict(type='StandardRoIHead'))
 MASK_RCNN_YOLOR = dict(

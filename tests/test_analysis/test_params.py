@@ -3,7 +3,7 @@ import pytest
 from mmdet.registry import MODELS
 
 from mmdet_yolor.analysis.params import ParamCount, count_params, format_table
-from mmdet_yolor.testing import SEED_CONFIGS, get_config
+from mmdet_yolor.package_data import SEED_CONFIGS, get_config
 
 
 def test_count_params_of_a_wrapped_neck():

@@ -15,9 +15,11 @@ from mmdet_yolor.analysis.plot import (ImplicitPlotError, curve_colors,
 from mmdet_yolor.analysis.work_dirs import load_work_dirs
 from mmdet_yolor.models import ImplicitA, ImplicitM, ImplicitSite
 from mmdet_yolor.models.wrapping import ALIGNMENT, OUTPUT
-from mmdet_yolor.testing import (FASTER_RCNN, FASTER_RCNN_YOLOR, get_config,
-                                 make_work_dir, one_run, shrink_backbone,
-                                 train_records)
+from mmdet_yolor.package_data import get_config
+from mmdet_yolor.testing import shrink_backbone
+
+from crafted_work_dirs import (FASTER_RCNN, FASTER_RCNN_YOLOR, make_work_dir,
+                               one_run, train_records)
 
 FCOS = 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'
 SHIFTED = 'neck.implicit_alignment.0'

@@ -5,8 +5,9 @@ from mmdet_yolor.analysis.work_dirs import (WorkDirError, contains_yolor,
                                             detector_name, experiment_name,
                                             find_config_name, load_work_dir,
                                             load_work_dirs, merge_runs)
-from mmdet_yolor.testing import (FASTER_RCNN, FASTER_RCNN_YOLOR, make_work_dir,
-                                 one_run, train_records, val_record)
+
+from crafted_work_dirs import (FASTER_RCNN, FASTER_RCNN_YOLOR, make_work_dir,
+                               one_run, train_records, val_record)
 
 
 @pytest.mark.parametrize('model_type,name', [

@@ -8,14 +8,15 @@ from mmdet.testing import demo_mm_inputs
 from torch import nn
 
 from mmdet_yolor import fuse_implicit, yolorize
+from mmdet_yolor.analysis.stages import stage_outputs
 from mmdet_yolor.deploy import fold_implicit, strip_folded
 from mmdet_yolor.models.layers import BaseImplicit
 from mmdet_yolor.models.layers.folding import (fold_add_into_consumer,
                                                fold_add_into_producer,
                                                fold_multiply_into_producer)
-from mmdet_yolor.testing import (assert_close_stages, get_config,
-                                 randomise_implicits, shrink_backbone,
-                                 stage_outputs)
+from mmdet_yolor.package_data import get_config
+from mmdet_yolor.testing import (assert_close_stages, randomise_implicits,
+                                 shrink_backbone)
 
 DETECTORS = {
     'faster_rcnn': 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',

@@ -9,7 +9,8 @@ from mmengine.hub import get_config as get_mmdet_config
 from torch.utils._pytree import tree_leaves
 
 from mmdet_yolor import yolorize
-from mmdet_yolor.testing import SEED_CONFIGS, get_config, shrink_backbone
+from mmdet_yolor.package_data import SEED_CONFIGS, get_config
+from mmdet_yolor.testing import shrink_backbone
 
 IMAGE_SHAPES = [(3, 96, 128), (3, 128, 96)]
 

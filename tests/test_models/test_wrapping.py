@@ -14,9 +14,11 @@ from mmdet.testing import demo_mm_inputs
 from torch import nn
 
 from mmdet_yolor import yolorize
+from mmdet_yolor.analysis.stages import stage_outputs
 from mmdet_yolor.models.wrapping import (FoldableMixin, YOLORMixin, mix_into,
                                          unmix, wrapped_type)
-from mmdet_yolor.testing import get_config, shrink_backbone, stage_outputs
+from mmdet_yolor.package_data import get_config
+from mmdet_yolor.testing import shrink_backbone
 
 
 @pytest.fixture(scope='module')

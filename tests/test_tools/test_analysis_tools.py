@@ -5,8 +5,10 @@ import torch
 from mmdet.registry import MODELS
 
 from mmdet_yolor import yolorize
-from mmdet_yolor.testing import (get_config, make_work_dir, one_run,
-                                 shrink_backbone, train_records)
+from mmdet_yolor.package_data import get_config
+from mmdet_yolor.testing import shrink_backbone
+
+from crafted_work_dirs import make_work_dir, one_run, train_records
 
 ATSS = dict(type='ATSS', neck=dict(type='FPN'))
 ATSS_YOLOR = dict(type='ATSS', neck=dict(type='YOLORNeck', neck=ATSS['neck']))

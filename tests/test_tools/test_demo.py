@@ -10,7 +10,7 @@ from torch.utils._pytree import tree_leaves
 
 from mmdet_yolor import yolorize
 from mmdet_yolor.demo import DEMO_CONFIGS, DemoSettings, run_config
-from mmdet_yolor.testing import CONFIGS_ROOT
+from mmdet_yolor.package_data import CONFIGS_ROOT
 
 
 def test_yolor_demo_configs_equal_yolorized_baselines():

@@ -10,17 +10,17 @@ from mmdet.registry import MODELS
 from mmengine.hub import get_config
 from torch import nn
 
+from mmdet_yolor.config_edits import strip_pretrained
 from mmdet_yolor.models.heads import (PREDICTION_LAYERS, PredictionLayers,
                                       find_prediction_layers,
                                       prediction_layers,
                                       search_prediction_layers)
 from mmdet_yolor.models.heads.prediction_layers import table_entry
-from mmdet_yolor.testing import remove_pretrained_weights
 
 
 def zoo_model(config):
     cfg = get_config(f'mmdet::{config}')
-    remove_pretrained_weights(cfg.model)
+    strip_pretrained(cfg.model)
     torch.manual_seed(0)
     return MODELS.build(cfg.model)
 
