@@ -46,8 +46,8 @@ BACKEND = 'onnxruntime'
 
 # The packaged mmdeploy deploy configs (configs/deploy/), by task.
 DEPLOY_CONFIGS = {
-    'detection': 'deploy/detection_onnxruntime_dynamic.py',
-    'instance-seg': 'deploy/instance-seg_onnxruntime_dynamic.py',
+    'detection': 'deploy/detection/detection_onnxruntime_dynamic.py',
+    'instance-seg': 'deploy/instance-seg/instance-seg_onnxruntime_dynamic.py',
 }
 
 # Detector types mmdeploy 1.3.1 cannot export, and where it fails.
