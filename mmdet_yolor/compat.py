@@ -7,10 +7,9 @@ none edits an installed package, and what a fix puts in place of a stock
 function or class has its name (mmengine reads a checkpoint loader's
 scheme from its ``__name__``, ``load_from_local``: ``local``; code checks a
 file backend's ``name``, its class name). Importing :mod:`mmdet_yolor`
-applies the
-process-wide ones once (:func:`apply_fixes`); list their names in the
-environment variable ``MMDET_YOLOR_DISABLE_FIXES`` (or ``all``) to keep the
-stock behaviour, e.g. in a codebase that imports only the layers.
+applies the process-wide ones once (:func:`apply_fixes`); list their names
+in the environment variable ``MMDET_YOLOR_DISABLE_FIXES`` (or ``all``) to
+keep the stock behaviour, e.g. in a codebase that imports only the layers.
 
 1. ``resume``: resuming under torch >= 2.6 (:func:`register_checkpoint_
    loader`). ``torch.load`` defaults to ``weights_only=True`` since torch
@@ -55,10 +54,33 @@ stock behaviour, e.g. in a codebase that imports only the layers.
    group on gloo itself (mmengine then skips ``init_dist``) and builds DDP
    with ``device_ids=None``. With CUDA nothing changes: nccl, one process
    per GPU.
+
+The mmdeploy fixes (:data:`DEPLOY_FIXES`, tests/test_compat_deploy.py) are
+applied by :func:`apply_deploy_fixes` when the deploy code first uses
+mmdeploy, never at import (importing :mod:`mmdet_yolor` does not import
+mmdeploy); ``MMDET_YOLOR_DISABLE_FIXES`` takes their names too:
+
+6. ``onnx_torchscript_exporter``: mmdeploy 1.3.1 exports with the
+   TorchScript exporter on torch >= 2.9 (:func:`export_onnx_with_
+   torchscript`). mmdeploy calls ``torch.onnx.export`` without ``dynamo=``,
+   and since torch 2.9 that selects the dynamo exporter, which does not
+   run mmdeploy's function and symbolic rewrites (NMS, RoIAlign, the
+   post-processing of every head) and here fails at once with
+   ``ModuleNotFoundError: No module named 'onnxscript'``. The fix registers
+   an mmdeploy rewriter of ``torch.onnx.export``, active only inside
+   mmdeploy's export, that passes ``dynamo=False`` when the caller gave no
+   ``dynamo``.
+7. ``onnx_cast_long``: mmdeploy's RoIAlign symbolic for ONNX Runtime
+   imports ``torch.onnx.symbolic_opset9._cast_Long``, which torch 2.13 no
+   longer has, so exporting any R-CNN fails with ``ImportError: cannot
+   import name '_cast_Long' from 'torch.onnx.symbolic_opset9'``
+   (:func:`define_cast_long`). The fix defines it as torch <= 2.8 did, a
+   ``Cast`` to int64, where it is missing.
 """
 import contextlib
 import copyreg
 import functools
+import inspect
 import os
 import pickle
 import stat
@@ -268,18 +290,25 @@ def apply_fixes() -> List[str]:
     Raises:
         ValueError: If the variable names a fix that does not exist.
     """
+    return _apply(IMPORT_FIXES)
+
+
+def _apply(fixes: Dict[str, Callable[[], None]]) -> List[str]:
+    """Apply each of ``fixes`` not applied yet nor disabled; return their
+    names."""
     listed = {
         name.strip()
         for name in os.environ.get(DISABLE_FIXES_ENV, '').split(',')
         if name.strip()
     }
-    unknown = listed - set(IMPORT_FIXES) - {'all'}
+    unknown = listed - set(IMPORT_FIXES) - set(DEPLOY_FIXES) - {'all'}
     if unknown:
         raise ValueError(
             f'{DISABLE_FIXES_ENV} names unknown fixes {sorted(unknown)}; '
-            f'use a comma-separated list of {sorted(IMPORT_FIXES)} or all')
+            f'use a comma-separated list of '
+            f'{sorted(IMPORT_FIXES) + sorted(DEPLOY_FIXES)} or all')
     applied = []
-    for name, fix in IMPORT_FIXES.items():
+    for name, fix in fixes.items():
         if name in _applied or name in listed or 'all' in listed:
             continue
         fix()
@@ -328,3 +357,58 @@ def setup_distributed(cfg: Config) -> None:
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+# ---- mmdeploy fixes (6, 7): applied by the deploy code, not at import ----
+
+
+def _torchscript_export(*args, **kwargs):
+    """mmdeploy's rewrite of ``torch.onnx.export`` (fix 6): the TorchScript
+    exporter unless the caller chose one."""
+    from mmdeploy.core import FUNCTION_REWRITER
+    kwargs.setdefault('dynamo', False)
+    return FUNCTION_REWRITER.get_context().origin_func(*args, **kwargs)
+
+
+def export_onnx_with_torchscript() -> None:
+    """Make mmdeploy's exports use the TorchScript exporter on a torch whose
+    ``torch.onnx.export`` defaults to the dynamo one (fix
+    ``onnx_torchscript_exporter``); nothing on torch < 2.9."""
+    dynamo = inspect.signature(torch.onnx.export).parameters.get('dynamo')
+    if dynamo is None or dynamo.default is not True:
+        return
+    from mmdeploy.core import FUNCTION_REWRITER
+    FUNCTION_REWRITER.register_rewriter('torch.onnx.export')(
+        _torchscript_export)
+
+
+def _cast_long(g, input, non_blocking):
+    """``torch.onnx.symbolic_opset9._cast_Long`` of torch <= 2.8."""
+    return g.op('Cast', input, to_i=torch.onnx.TensorProtoDataType.INT64)
+
+
+def define_cast_long() -> None:
+    """Define ``torch.onnx.symbolic_opset9._cast_Long`` where torch lacks it
+    (fix ``onnx_cast_long``)."""
+    from torch.onnx import symbolic_opset9
+    if not hasattr(symbolic_opset9, '_cast_Long'):
+        symbolic_opset9._cast_Long = _cast_long
+
+
+# What mmdeploy 1.3.1 needs on torch >= 2.9, applied once by
+# :func:`apply_deploy_fixes`.
+DEPLOY_FIXES: Dict[str, Callable[[], None]] = {
+    'onnx_torchscript_exporter': export_onnx_with_torchscript,
+    'onnx_cast_long': define_cast_long,
+}
+
+
+def apply_deploy_fixes() -> List[str]:
+    """Apply each fix of :data:`DEPLOY_FIXES` not applied yet nor listed in
+    ``MMDET_YOLOR_DISABLE_FIXES``; the deploy code calls it before it uses
+    mmdeploy.
+
+    Returns:
+        list[str]: The fixes applied by this call.
+    """
+    return _apply(DEPLOY_FIXES)

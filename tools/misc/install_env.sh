@@ -117,6 +117,10 @@ else
         pip_install --no-build-isolation "$(grep mmcv requirements/mminstall.txt)"
 fi
 step "mmdet==3.3.0" pip_install "$(grep mmdet requirements/mminstall.txt)"
+# mmdeploy's ONNX export and ONNX Runtime backend (requirements/deploy.txt):
+# pip resolves them beside the stack without changing torch, numpy or mmcv.
+step "mmdeploy, onnx, onnxruntime (deploy.txt)" \
+    pip_install -r requirements/deploy.txt
 step "mmdet_yolor (editable)" pip_install --no-build-isolation --no-deps --no-use-pep517 -e .
 # From / (a subshell), so that the repository is not on sys.path: this checks
 # the install, including that mmengine finds the `mmdet_yolor::` configs.

@@ -1,0 +1,138 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""The mmdeploy fixes of :mod:`mmdet_yolor.compat` (5, 6)."""
+import os
+import os.path as osp
+import subprocess
+import sys
+import textwrap
+
+import onnx
+import pytest
+import torch
+from mmcv.ops import RoIAlign
+from torch import nn
+
+from mmdet_yolor import compat
+
+
+def run_python(code, **env):
+    return subprocess.run(
+        [sys.executable, '-c', textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **env))
+
+
+def test_importing_the_plugin_imports_no_deploy_package():
+    result = run_python('''
+        import sys
+        import mmdet_yolor, mmdet_yolor.deploy
+        print(sorted(name for name in ('mmdeploy', 'onnx', 'onnxruntime')
+                     if name in sys.modules))
+    ''')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split('\n')[-2] == '[]'
+
+
+class _RoIs(nn.Module):
+    """RoIAlign of fixed boxes: what mmdeploy's RoIAlign symbolic exports."""
+
+    def __init__(self):
+        super().__init__()
+        self.roi_align = RoIAlign((2, 2), spatial_scale=0.5)
+        self.register_buffer('rois', torch.tensor([[0., 1., 1., 6., 6.]]))
+
+    def forward(self, x):
+        return self.roi_align(x, self.rois)
+
+
+def mmdeploy_export(model, path, opset=11):
+    from mmdeploy.apis.onnx import export
+    from mmengine.config import Config
+    deploy_cfg = Config(
+        dict(
+            onnx_config=dict(type='onnx', opset_version=opset),
+            backend_config=dict(type='onnxruntime'),
+            codebase_config=dict(type='mmdet', task='ObjectDetection')))
+    export(
+        model.eval(),
+        torch.rand(1, 2, 8, 8),
+        output_path_prefix=path[:-len('.onnx')],
+        backend='onnxruntime',
+        context_info=dict(deploy_cfg=deploy_cfg),
+        input_names=['input'],
+        output_names=['output'],
+        opset_version=opset)
+
+
+def test_mmdeploy_exports_rewrites_after_the_fixes(tmp_path):
+    compat.apply_deploy_fixes()
+    assert set(compat.DEPLOY_FIXES) <= set(compat._applied)
+    path = str(tmp_path / 'roi_align.onnx')
+    # mmdeploy's RoIAlign symbolic: it needs both fixes (without the
+    # first, the dynamo exporter ignores mmdeploy's symbolics)
+    mmdeploy_export(_RoIs(), path)
+    ops = [node.op_type for node in onnx.load(path).graph.node]
+    assert ops == ['RoiAlign']
+
+
+def test_the_fixes_apply_once():
+    compat.apply_deploy_fixes()
+    assert compat.apply_deploy_fixes() == []
+
+
+def test_cast_long_is_torchs_old_symbolic():
+    compat.define_cast_long()
+    from torch.onnx.symbolic_opset9 import _cast_Long
+    graph = torch._C.Graph()
+    value = graph.addInput()
+
+    class Context:
+
+        def op(self, name, *inputs, **attributes):
+            return name, inputs, attributes
+
+    assert _cast_Long(
+        Context(), value,
+        False) == ('Cast', (value, ),
+                   dict(to_i=torch.onnx.TensorProtoDataType.INT64))
+
+
+def test_an_explicit_exporter_choice_is_kept(monkeypatch):
+    from mmdeploy.core import FUNCTION_REWRITER
+    calls = []
+
+    class Context:
+        origin_func = staticmethod(lambda *a, **k: calls.append(k))
+
+    monkeypatch.setattr(FUNCTION_REWRITER, 'get_context', lambda: Context)
+    compat._torchscript_export('model', dynamo=True)
+    compat._torchscript_export('model')
+    assert calls == [dict(dynamo=True), dict(dynamo=False)]
+
+
+# what the stock stack does without each fix
+STOCK_FAILURES = {
+    'onnx_torchscript_exporter':
+    "ModuleNotFoundError: No module named 'onnxscript'",
+    'onnx_cast_long':
+    "ImportError: cannot import name '_cast_Long' from "
+    "'torch.onnx.symbolic_opset9'",
+}
+
+
+@pytest.mark.parametrize('fix', STOCK_FAILURES)
+def test_a_disabled_fix_keeps_the_stock_failure(fix, tmp_path):
+    result = run_python(
+        f'''
+        import sys
+        sys.path.insert(0, {osp.dirname(__file__)!r})
+        from mmdet_yolor import compat
+        from test_compat_deploy import _RoIs, mmdeploy_export
+        print(compat.apply_deploy_fixes())
+        mmdeploy_export(_RoIs(), {str(tmp_path / 'model.onnx')!r})
+    ''',
+        MMDET_YOLOR_DISABLE_FIXES=fix)
+    assert result.returncode == 1
+    assert fix not in result.stdout
+    assert STOCK_FAILURES[fix] in result.stderr

@@ -1,0 +1,267 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""mmdeploy exports for ONNX Runtime of the demo detectors: baseline, YOLOR
+folded (paper placement) and YOLOR folded (foldable placement), untrained
+with non-trivial weights and implicits, fixed seeds."""
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmengine.structures import InstanceData
+from torch import nn
+
+from mmdet_yolor import yolorize
+from mmdet_yolor.deploy.onnx_export import (DeployError, check_supported,
+                                            export_checkpoint, graph_op_counts,
+                                            kept_implicit_ops)
+from mmdet_yolor.deploy.verify import (OpComparison, ParityChecker,
+                                       generated_images, match_detections)
+from mmdet_yolor.models.layers import BaseImplicit
+from mmdet_yolor.package_data import get_config
+from mmdet_yolor.testing import randomise_implicits
+
+DETECTORS = {
+    'fcos': 'demo/fcos_r18_fpn_6e_shapes.py',
+    'atss': 'demo/atss_r18_fpn_6e_shapes.py',
+    'faster_rcnn': 'demo/faster-rcnn_r18_fpn_6e_shapes.py',
+    'mask_rcnn': 'demo/mask-rcnn_r18_fpn_6e_shapes.py',
+}
+# yolorize arguments of each variant; None: the baseline
+VARIANTS = {'baseline': None, 'yolor': {}, 'foldable': dict(foldable=True)}
+IMAGE_SIZE = 128
+
+
+def demo_config(name, variant):
+    cfg = get_config(DETECTORS[name])
+    # a smaller network input than the demo's 192 px, for speed
+    cfg.test_dataloader.dataset.pipeline[1].scale = (IMAGE_SIZE, IMAGE_SIZE)
+    if VARIANTS[variant] is not None:
+        cfg = yolorize(cfg, **VARIANTS[variant])
+    return cfg
+
+
+@torch.no_grad()
+def spread_head_weights(model, seed=0):
+    """Untrained heads predict near-constant scores (a prior-probability
+    bias) and near-empty boxes: give their convs and Linears He-scaled
+    random weights and small random biases, so that detections spread over
+    the image with scores far apart."""
+    generator = torch.Generator().manual_seed(seed)
+    for name, module in model.named_modules():
+        if name.startswith(('bbox_head', 'rpn_head', 'roi_head')) and \
+                isinstance(module, (nn.Conv2d, nn.Linear)):
+            fan_in = module.weight[0].numel()
+            module.weight.copy_(
+                torch.randn(module.weight.shape, generator=generator) *
+                (2 / fan_in)**0.5)
+            if module.bias is not None:
+                module.bias.copy_(
+                    0.1 * torch.randn(module.bias.shape, generator=generator))
+
+
+@pytest.fixture(scope='module')
+def image():
+    return generated_images([160], seed=1)[0]
+
+
+@pytest.fixture(scope='module')
+def exports(tmp_path_factory, image):
+    """``exports(name, variant)``: the export of a checkpoint of the model,
+    made once per module."""
+    made = {}
+
+    def export(name, variant):
+        if (name, variant) not in made:
+            cfg = demo_config(name, variant)
+            torch.manual_seed(0)
+            model = MODELS.build(cfg.model)
+            model.init_weights()
+            spread_head_weights(model)
+            randomise_implicits(model)
+            work_dir = tmp_path_factory.mktemp(f'{name}-{variant}')
+            checkpoint = str(work_dir / 'model.pth')
+            torch.save(dict(state_dict=model.state_dict()), checkpoint)
+            made[name, variant] = export_checkpoint(cfg, checkpoint,
+                                                    str(work_dir / 'export'),
+                                                    image)
+        return made[name, variant]
+
+    return export
+
+
+@pytest.mark.parametrize('variant', VARIANTS)
+@pytest.mark.parametrize('name', DETECTORS)
+def test_onnxruntime_detects_what_pytorch_detects(exports, image, name,
+                                                  variant):
+    export = exports(name, variant)
+    check = ParityChecker(export).check_traced('test image')
+    assert check.passed, check.format()
+    assert check.parity.compared >= 20  # the comparison is not trivial
+    assert (check.parity.min_mask_iou is not None) == (name == 'mask_rcnn')
+
+
+@pytest.mark.parametrize('name', DETECTORS)
+def test_foldable_folded_graph_has_the_baseline_ops(exports, name):
+    export = exports(name, 'foldable')
+    assert export.prepared.report.complete
+    # the plain mmdet config: the export needs no plugin
+    assert 'mmdet_yolor' not in export.prepared.model_cfg.pretty_text
+    assert graph_op_counts(export.onnx_file) == graph_op_counts(
+        exports(name, 'baseline').onnx_file)
+
+
+@pytest.mark.parametrize('name', DETECTORS)
+def test_paper_placement_keeps_one_op_per_kept_site(exports, name):
+    export = exports(name, 'yolor')
+    report = export.prepared.report
+    kept = [site for site in report.sites if not site.folded]
+    assert kept and len(kept) < len(report.sites)
+    kept_ops = kept_implicit_ops(export.prepared.model)
+    assert sum(kept_ops.values()) == len(kept)
+    comparison = OpComparison(
+        graph_op_counts(export.onnx_file),
+        graph_op_counts(exports(name, 'baseline').onnx_file), kept_ops)
+    assert comparison.extra == kept_ops, comparison.format()
+    assert comparison.explained
+
+
+def test_export_as_trained_keeps_every_implicit(tmp_path, image):
+    cfg = demo_config('fcos', 'yolor')
+    export = export_checkpoint(cfg, None, str(tmp_path), image, fold=False)
+    assert export.prepared.report is None
+    implicits = [
+        m for m in export.prepared.model.modules()
+        if isinstance(m, BaseImplicit)
+    ]
+    assert sum(kept_implicit_ops(
+        export.prepared.model).values()) == len(implicits) > 0
+
+
+# mmdeploy's own inference API on the written files, in a process where
+# mmdet_yolor cannot be imported: a fully folded export needs no plugin.
+MMDEPLOY_INFERENCE = textwrap.dedent('''
+    import sys
+    sys.modules['mmdet_yolor'] = None  # not installed
+    import numpy as np
+    from mmdeploy.apis import inference_model
+    model_config, deploy_config, onnx_file, image = sys.argv[1:]
+    result = inference_model(model_config, deploy_config, [onnx_file],
+                             np.load(image), 'cpu')[0].pred_instances
+    print(len(result), float(result.scores.sum()))
+''')
+
+
+def test_mmdeploy_inference_model_runs_a_folded_export(exports, image,
+                                                       tmp_path):
+    export = exports('fcos', 'foldable')
+    image_file = str(tmp_path / 'image.npy')
+    np.save(image_file, image)
+    result = subprocess.run([
+        sys.executable, '-c', MMDEPLOY_INFERENCE, export.model_config_file,
+        export.deploy_config_file, export.onnx_file, image_file
+    ],
+                            capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    count, score_sum = result.stdout.split()[-2:]
+    checker = ParityChecker(export)
+    expected = checker.onnxruntime_detections(*checker.inputs(image))
+    assert int(count) == len(expected) > 0
+    assert float(score_sum) == pytest.approx(
+        expected.scores.sum().item(), rel=1e-5)
+
+
+def test_sparse_rcnn_is_refused_in_one_line(image, tmp_path):
+    cfg = get_config('demo/sparse-rcnn_r18_fpn_6e_shapes.py')
+    with pytest.raises(DeployError) as error:
+        check_supported(cfg)
+    message = str(error.value)
+    assert '\n' not in message and 'SparseRCNN' in message
+    assert 'delta2bbox' in message
+    with pytest.raises(DeployError):
+        export_checkpoint(cfg, None, str(tmp_path), image)
+
+
+def detections(boxes, scores, labels, masks=None):
+    instances = InstanceData(
+        bboxes=torch.tensor(boxes, dtype=torch.float),
+        scores=torch.tensor(scores),
+        labels=torch.tensor(labels))
+    if masks is not None:
+        instances.masks = torch.tensor(masks)
+    return instances
+
+
+def test_matching_takes_boxes_one_to_one():
+    reference = detections([[0, 0, 10, 10], [20, 20, 30, 40], [5, 5, 6, 5]],
+                           [0.9, 0.8, 0.7], [1, 2, 0])
+    # other order, float noise, an empty (clipped) box on both sides
+    candidate = detections(
+        [[20, 20, 30, 40.001], [5, 5, 6, 5], [0, 0, 10, 10]],
+        [0.8001, 0.7, 0.9], [2, 0, 1])
+    parity = match_detections(reference, candidate, score_thr=0.05)
+    assert parity.passed and parity.matched == parity.compared == 3
+    assert parity.min_iou > 0.9999
+    assert parity.max_score_diff == pytest.approx(1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    'boxes, scores, labels',
+    [
+        ([[0, 0, 10, 10], [20, 20, 30, 41]], [0.9, 0.8], [1, 2]),  # box off
+        ([[0, 0, 10, 10], [20, 20, 30, 40]], [0.9, 0.81], [1, 2]),  # score
+        ([[0, 0, 10, 10], [20, 20, 30, 40]], [0.9, 0.8], [1, 3]),  # label
+        ([[0, 0, 10, 10]], [0.9], [1]),  # missing
+    ])
+def test_matching_finds_each_difference(boxes, scores, labels):
+    reference = detections([[0, 0, 10, 10], [20, 20, 30, 40]], [0.9, 0.8],
+                           [1, 2])
+    parity = match_detections(reference, detections(boxes, scores, labels),
+                              0.05)
+    assert not parity.passed
+    assert parity.matched == 1 and parity.unmatched >= 1
+
+
+def test_matching_excuses_detections_at_the_thresholds():
+    reference = detections([[0, 0, 10, 10], [20, 20, 30, 40]], [0.9, 0.0505],
+                           [1, 2])
+    candidate = detections([[0, 0, 10, 10]], [0.9], [1])
+    # the second one may score just below 0.05 on the other side
+    assert match_detections(reference, candidate, 0.05).passed
+    # with max_per_img detections kept, the last places were competed for
+    reference = detections([[0, 0, 10, 10], [20, 20, 30, 40]], [0.9, 0.3],
+                           [1, 2])
+    candidate = detections([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.3],
+                           [1, 0])
+    assert not match_detections(reference, candidate, 0.05).passed
+    assert match_detections(reference, candidate, 0.05, max_per_img=2).passed
+
+
+def test_matching_compares_masks():
+    mask = torch.zeros(1, 10, 10, dtype=torch.bool)
+    mask[0, 2:8, 2:8] = True
+    shifted = torch.roll(mask, 1, dims=2)
+    reference = detections([[0, 0, 10, 10]], [0.9], [1], mask)
+    assert match_detections(reference,
+                            detections([[0, 0, 10, 10]], [0.9], [1], mask),
+                            0.05).min_mask_iou == 1.0
+    parity = match_detections(
+        reference, detections([[0, 0, 10, 10]], [0.9], [1], shifted), 0.05)
+    assert parity.min_mask_iou == pytest.approx(30 / 42)
+    assert not parity.passed
+
+
+def test_op_counts_ignore_aliases_of_equal_parameters(tmp_path):
+    # two zero biases: the exporter keeps one initializer and an Identity
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 4, 1))
+    for conv in model:
+        nn.init.zeros_(conv.bias)
+    path = str(tmp_path / 'model.onnx')
+    torch.onnx.export(
+        model.eval(), torch.zeros(1, 3, 4, 4), path, dynamo=False)
+    assert 'Identity' in {n.op_type for n in onnx.load(path).graph.node}
+    assert graph_op_counts(path) == {'Conv': 2}

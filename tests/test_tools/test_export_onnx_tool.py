@@ -1,0 +1,57 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+import os.path as osp
+
+import torch
+from mmdet.registry import MODELS
+
+from mmdet_yolor.package_data import get_config
+from mmdet_yolor.testing import randomise_implicits
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(REPO, 'configs/demo/fcos-yolor_r18_fpn_6e_shapes.py')
+
+
+def test_export_folds_checks_and_compares_with_the_baseline(
+        run_tool, tmp_path):
+    torch.manual_seed(0)
+    model = MODELS.build(
+        get_config('demo/fcos-yolor_r18_fpn_6e_shapes.py').model)
+    model.init_weights()
+    randomise_implicits(model)
+    checkpoint = str(tmp_path / 'yolor.pth')
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    work_dir = tmp_path / 'export'
+    result = run_tool(
+        'deploy/export_onnx.py',
+        CONFIG,
+        checkpoint,
+        '--work-dir',
+        str(work_dir),
+        '--compare-baseline',
+        cwd=tmp_path,
+        env={'PYTHONPATH': REPO})
+    out = result.stdout
+    assert 'folded 3 of 35 implicit layers' in out
+    for name in ('end2end.onnx', 'deploy_config.py', 'model_config.py',
+                 'deploy.json', 'pipeline.json', 'detail.json'):
+        assert (work_dir / name).is_file(), name
+    checks = [line for line in out.splitlines() if line.startswith('image ')]
+    assert len(checks) == 3 and all(line.endswith('[ok]') for line in checks)
+    assert 'extra ops: Add +17, Mul +15; kept implicit layers leave 17 Add, ' \
+        '15 Mul [ok]' in out
+
+
+def test_sparse_rcnn_is_refused_in_one_line(run_tool, tmp_path):
+    result = run_tool(
+        'deploy/export_onnx.py',
+        osp.join(REPO, 'configs/demo/sparse-rcnn_r18_fpn_6e_shapes.py'),
+        str(tmp_path / 'missing.pth'),
+        '--work-dir',
+        str(tmp_path),
+        cwd=tmp_path,
+        env={'PYTHONPATH': REPO},
+        check=False)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and 'SparseRCNN cannot be exported' \
+        in last
