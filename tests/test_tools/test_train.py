@@ -1,12 +1,17 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
+import copy
 import json
 import math
 import re
 
 import pytest
 import torch
+from mmdet.registry import MODELS
 
+from mmdet_yolor import yolorize
 from mmdet_yolor.compat import load_from_local
+from mmdet_yolor.datasets import CLASSES
+from mmdet_yolor.testing import randomise_implicits, tiny_fcos_config
 
 
 def train_iterations(log):
@@ -120,3 +125,44 @@ def test_compile_true_trains_the_yolor_form(tiny_config, run_tool, tmp_path):
     assert all(math.isfinite(loss) for loss in compiled)
     # the same weights and batch: the compiled loss is the eager one
     assert compiled[0] == pytest.approx(eager[0], rel=1e-4)
+
+
+def test_fine_tune_a_yolor_checkpoint_with_another_class_count(
+        run_tool, tmp_path):
+    # a 6-class YOLOR FCOS checkpoint warm-starts a 2-class one through the
+    # Runner's load_from: what is sized by the class count (conv_cls and
+    # its per-level ImplicitMs) is skipped, everything else loads
+    source_cfg = yolorize(
+        tiny_fcos_config(str(tmp_path / 'data'), str(tmp_path / 'source')))
+    torch.manual_seed(0)
+    source = MODELS.build(source_cfg.model)
+    source.init_weights()
+    randomise_implicits(source)
+    checkpoint = str(tmp_path / 'six_classes.pth')
+    torch.save(dict(state_dict=source.state_dict(), meta={}), checkpoint)
+
+    cfg = copy.deepcopy(source_cfg)
+    cfg.model.bbox_head.num_classes = 2
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.dataset.metainfo = dict(classes=CLASSES[:2])
+    cfg.load_from = checkpoint
+    cfg.work_dir = str(tmp_path / 'fine_tuned')
+    cfg.optim_wrapper.optimizer.lr = 0.0  # the loaded weights stay as read
+    cfg.dump(str(tmp_path / 'two_classes.py'))
+    result = run_tool(
+        'train.py', str(tmp_path / 'two_classes.py'), cwd=tmp_path)
+    log = result.stdout + result.stderr
+    skipped = {
+        'bbox_head.conv_cls.weight', 'bbox_head.conv_cls.bias',
+        *(f'bbox_head.conv_cls.implicit_m.{level}.implicit'
+          for level in range(5))
+    }
+    for key in skipped:
+        assert f'size mismatch for {key}' in log
+    tuned = load_from_local(str(tmp_path / 'fine_tuned' /
+                                'epoch_1.pth'))['state_dict']
+    parameters = {name for name, _ in source.named_parameters()}
+    for key in parameters - skipped:
+        assert torch.equal(tuned[key], source.state_dict()[key]), key
+    for key in skipped:
+        assert tuned[key].shape[0] == 2  # the new class count
