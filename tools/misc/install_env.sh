@@ -110,10 +110,14 @@ if "$PY" -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2.1.0"' >/dev/nu
     echo "         keeping installed mmcv 2.1.0 with ops"
 else
     # PyPI has only mmcv 2.1.0's source: compile it against the venv's torch.
-    # The first build takes ~10 minutes on 2 cores; pip's wheel cache makes
-    # later installs on the same machine instant.
+    # Python's CFLAGS carry -g, and debug information of torch's templates
+    # is most of what the compiler writes: -g0 (the last -g option wins)
+    # leaves the generated code, and so the ops' speed, as it is and makes
+    # the build about a third faster. pip's wheel cache makes later
+    # installs on the same machine instant.
     export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc 2>/dev/null || echo 2)}
-    step "mmcv==2.1.0 with compiled ops (first time: ~10 min)" \
+    export CFLAGS="${CFLAGS:+$CFLAGS }-g0"
+    step "mmcv==2.1.0 with compiled ops (first time: ~7 min)" \
         pip_install --no-build-isolation "$(grep mmcv requirements/mminstall.txt)"
 fi
 step "mmdet==3.3.0" pip_install "$(grep mmdet requirements/mminstall.txt)"
