@@ -10,10 +10,11 @@ LINT_PATHS := mmdet_yolor configs tools tests setup.py
 install:
 	@bash tools/misc/install_env.sh
 
-# One thread per process: the tests run tiny models (threads only add
-# overhead) and some start two training processes on a 2-core machine.
+# Two test processes with one thread each: the tests run tiny models
+# (threads only add overhead); a file's tests stay in one process, where
+# they share their module fixtures.
 test: install
-	OMP_NUM_THREADS=1 $(PYTHON) -m pytest tests
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -n 2 --dist loadfile tests
 
 demo: install
 	$(PYTHON) tools/demo.py $(DEMO_ARGS)

@@ -106,9 +106,10 @@ def variant_configs(cfg: Config, yolor: str = 'all') -> Dict[str, Config]:
 
 def _quiet_logs() -> None:
     """Keep mmengine's per-parameter initialisation and paramwise-option
-    messages (thousands of lines) out of the printed table: they go to the
-    current logger, which this makes a WARNING-level one."""
-    MMLogger.get_instance('mmdet_yolor.benchmark', log_level='WARNING')
+    messages (thousands of lines; warnings for every frozen parameter of a
+    caffe-style backbone) out of the printed table: they go to the current
+    logger, which this makes an ERROR-level one."""
+    MMLogger.get_instance('mmdet_yolor.benchmark', log_level='ERROR')
 
 
 def _without_pretrained(model_cfg):

@@ -1,6 +1,7 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -24,11 +25,20 @@ def run(args, cwd, env=None, check=True):
     return result
 
 
+def free_port() -> str:
+    """A TCP port nothing listens on now, for a torchrun rendezvous: tests
+    that start process groups run side by side (pytest-xdist)."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return str(probe.getsockname()[1])
+
+
 @pytest.fixture
 def run_tool():
     """``run_tool(name, *args, cwd, env=None, check=True)`` runs
-    ``tools/<name>``: a .py with this interpreter, a .sh with bash and
-    PYTHON set to this interpreter (unless ``env`` sets it)."""
+    ``tools/<name>``: a .py with this interpreter, a .sh with bash, PYTHON
+    set to this interpreter and PORT to a free port (unless ``env`` sets
+    them)."""
 
     def run_tool(name, *args, cwd, env=None, **kwargs):
         path = osp.join(TOOLS, name)
@@ -37,6 +47,7 @@ def run_tool():
                        cwd,
                        env={
                            'PYTHON': sys.executable,
+                           'PORT': free_port(),
                            **(env or {})
                        },
                        **kwargs)
