@@ -24,7 +24,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from mmdet.registry import MODELS
@@ -353,8 +353,9 @@ def format_table(results: List[VariantResult]) -> str:
     return '\n'.join(lines)
 
 
-def dump_json(results: List[VariantResult], settings: BenchmarkSettings,
-              path: str) -> None:
+def dump_json(results: Sequence, settings, path: str) -> None:
+    """Write a benchmark's settings and results (dataclasses) to ``path``
+    as JSON."""
     with open(path, 'w') as f:
         json.dump(
             dict(

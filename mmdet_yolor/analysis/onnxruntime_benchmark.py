@@ -12,10 +12,9 @@ the baseline's weights and their implicits at initialisation (near the
 identity), so NMS sees about as many boxes in each.
 """
 import copy
-import json
 import os.path as osp
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import torch
@@ -192,14 +191,3 @@ def format_table(results: List[OnnxRuntimeResult]) -> str:
         lines.append(f'| {result.name} | {nodes} | {result.detections} | '
                      f'{latency} |')
     return '\n'.join(lines)
-
-
-def dump_json(results: List[OnnxRuntimeResult], settings: OnnxRuntimeSettings,
-              path: str) -> None:
-    with open(path, 'w') as f:
-        json.dump(
-            dict(
-                settings=asdict(settings),
-                results=[asdict(result) for result in results]),
-            f,
-            indent=2)

@@ -8,8 +8,9 @@ import argparse
 from mmdet.utils import register_all_modules
 
 from mmdet_yolor import launch
+from mmdet_yolor.analysis.benchmark import dump_json
 from mmdet_yolor.analysis.onnxruntime_benchmark import (
-    OnnxRuntimeSettings, dump_json, format_table, run_onnxruntime_benchmark)
+    OnnxRuntimeSettings, format_table, run_onnxruntime_benchmark)
 
 
 def parse_args():
