@@ -31,8 +31,8 @@ from mmengine.runner import load_checkpoint
 from torch import nn
 
 from ..models import ImplicitSite, implicit_layers, implicit_sites
+from ..models.foldable import ALIGNMENT, INPUT, OUTPUT
 from ..models.layers.implicit import IMPLICIT_OPERATORS, BaseImplicit
-from ..models.wrapping import ALIGNMENT, INPUT, OUTPUT
 from .work_dirs import WorkDir, metric_values
 
 VARIANT_LINESTYLES = {'baseline': '-', 'YOLOR': '--'}

@@ -26,7 +26,7 @@ from typing import List
 from mmengine.logging import print_log
 from torch import nn
 
-from ..models.wrapping import FoldableMixin, FoldSite
+from ..models.foldable import FoldableMixin, FoldSite
 
 
 @dataclass

@@ -11,9 +11,9 @@ from typing import Dict, List
 
 from torch import nn
 
+from .foldable import ALIGNMENT, FoldableMixin, ImplicitSite
 from .heads.refinement import PredictionRefinementMixin
 from .layers import BaseImplicit
-from .wrapping import ALIGNMENT, FoldableMixin, ImplicitSite
 
 
 def implicit_sites(model: nn.Module) -> List[ImplicitSite]:

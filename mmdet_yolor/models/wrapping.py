@@ -21,14 +21,12 @@ mixin and base: models pickle, ``torch.save`` and ``copy.deepcopy`` (EMA).
 
 The registered wrappers (``YOLORNeck``, ``YOLORBackbone``, ``YOLORHead``)
 are mixins too: building one returns the wrapped module as an instance of
-``YOLOR<Type>(<Wrapper>, <Type>)`` (:class:`YOLORWrapper`). Modules that own
-implicit layers derive from :class:`FoldableMixin`: each folds its own
-implicits and says what they act on (:class:`ImplicitSite`).
+``YOLOR<Type>(<Wrapper>, <Type>)`` (:class:`YOLORWrapper`), the keys of
+the wrapped module merged into its config (:func:`merged_config`).
 """
 import copy
 import inspect
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Type
+from typing import Dict, Optional, Tuple, Type
 
 from mmdet.registry import MODELS
 from mmengine.config import ConfigDict
@@ -131,76 +129,6 @@ def merged_config(cfg: dict, options: dict, wrapper: str) -> dict:
     merged = ConfigDict(copy.deepcopy(cfg))
     merged.merge(copy.deepcopy(options))
     return merged
-
-
-@dataclass
-class FoldSite:
-    """What folding did with one implicit layer.
-
-    Attributes:
-        name (str): Module path of the implicit layer.
-        folded (bool): Whether its value now lives in a neighbouring layer.
-        how (str): The rule that folded it, or why it was kept.
-    """
-    name: str
-    folded: bool
-    how: str
-
-
-# What an implicit layer does (ImplicitSite.role).
-ALIGNMENT, INPUT, OUTPUT = 'alignment', 'input', 'output'
-
-
-@dataclass(frozen=True)
-class ImplicitSite:
-    """One implicit layer of a model and what it acts on.
-
-    Attributes:
-        name (str): Module path of the implicit layer.
-        implicit (nn.Module): The implicit layer.
-        role (str): ``'alignment'`` (feature alignment of an output of
-            ``target``), ``'input'`` or ``'output'`` (prediction
-            refinement of the input or output of the layer ``target``).
-        target (str): Module path of what it acts on: a neck or backbone,
-            an output conv of a neck, a prediction layer.
-        index (int, optional): Which of ``target``'s outputs it aligns, or
-            the level of a prediction layer's implicit pair (0 for a layer
-            with one pair); None for the only output of an output conv.
-    """
-    name: str
-    implicit: nn.Module
-    role: str
-    target: str
-    index: Optional[int]
-
-
-class FoldableMixin(YOLORMixin):
-    """A YOLOR module that owns implicit layers and knows how to fold them
-    (as mmyolo's re-parameterisable modules own ``switch_to_deploy``).
-    ``mmdet_yolor.deploy`` walks a model and calls the folding methods,
-    ``mmdet_yolor.models.introspection`` :meth:`implicit_sites`."""
-
-    def implicit_sites(self) -> List[ImplicitSite]:
-        """The implicit layers this module owns, names and targets
-        relative to it (``''``: the module itself)."""
-        raise NotImplementedError
-
-    def fold_implicit(self) -> List[FoldSite]:
-        """Fold every implicit layer this module owns whose folding is
-        exact into its neighbouring layer and mark it folded (it computes
-        the identity from then on); leave the others. Implicits folded
-        before are skipped, so folding twice changes nothing.
-
-        Returns:
-            list[FoldSite]: One per implicit not folded before, named
-            relative to this module.
-        """
-        raise NotImplementedError
-
-    def strip_folded_implicit(self) -> None:
-        """Remove the implicit layers marked folded, and with them their
-        runtime operations."""
-        raise NotImplementedError
 
 
 def resolve_type(cfg: dict, wrapper: str) -> type:

@@ -14,7 +14,7 @@ from mmdet_yolor.analysis.plot import (ImplicitPlotError, curve_colors,
                                        smooth)
 from mmdet_yolor.analysis.work_dirs import load_work_dirs
 from mmdet_yolor.models import ImplicitA, ImplicitM, ImplicitSite
-from mmdet_yolor.models.wrapping import ALIGNMENT, OUTPUT
+from mmdet_yolor.models.foldable import ALIGNMENT, OUTPUT
 from mmdet_yolor.package_data import get_config
 from mmdet_yolor.testing import shrink_backbone
 

@@ -7,8 +7,8 @@ from mmdet.registry import MODELS
 from mmdet_yolor import fuse_implicit, yolorize
 from mmdet_yolor.models import (alignment_targets, implicit_layers,
                                 implicit_sites, refined_layers)
+from mmdet_yolor.models.foldable import ALIGNMENT, INPUT, OUTPUT
 from mmdet_yolor.models.introspection import refined_levels
-from mmdet_yolor.models.wrapping import ALIGNMENT, INPUT, OUTPUT
 from mmdet_yolor.testing import tiny_fcos_config
 
 HEAD_LAYERS = ['conv_cls', 'conv_reg', 'conv_centerness']

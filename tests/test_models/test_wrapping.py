@@ -15,8 +15,9 @@ from torch import nn
 
 from mmdet_yolor import yolorize
 from mmdet_yolor.analysis.stages import stage_outputs
-from mmdet_yolor.models.wrapping import (FoldableMixin, YOLORMixin, mix_into,
-                                         unmix, wrapped_type)
+from mmdet_yolor.models.foldable import FoldableMixin
+from mmdet_yolor.models.wrapping import (YOLORMixin, mix_into, unmix,
+                                         wrapped_type)
 from mmdet_yolor.package_data import get_config
 from mmdet_yolor.testing import shrink_backbone
 

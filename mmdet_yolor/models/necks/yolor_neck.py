@@ -21,12 +21,12 @@ from mmengine.model import Sequential
 from torch import Tensor, nn
 
 from ...errors import InputError
+from ..foldable import ALIGNMENT, FoldableMixin, FoldSite, ImplicitSite
 from ..layers import (BaseImplicit, ImplicitA, ImplicitM, build_implicit,
                       reset_implicits)
 from ..layers.folding import (fold_add_into_producer,
                               fold_multiply_into_producer, is_plain)
-from ..wrapping import (ALIGNMENT, FoldableMixin, FoldSite, ImplicitSite,
-                        YOLORWrapper, build_with_mixin, forward_owner,
+from ..wrapping import (YOLORWrapper, build_with_mixin, forward_owner,
                         merged_config, mix_into, resolve_type, takes_argument,
                         unmix, wrapped_type)
 
