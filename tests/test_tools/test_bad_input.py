@@ -176,7 +176,7 @@ def test_implicit_channels_disagree_with_the_tensor(run_tool, tiny_config,
                                                     tmp_path):
     cfg = Config.fromfile(tiny_config())
     cfg.model.neck = dict(
-        type='YOLORNeck', neck=cfg.model.neck, out_channels=64)
+        type='YOLORNeck', neck=cfg.model.neck, alignment_channels=64)
     cfg.custom_imports = dict(imports=['mmdet_yolor'])
     cfg.dump(str(tmp_path / 'mismatch.py'))
     result = run_tool(
