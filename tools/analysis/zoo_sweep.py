@@ -12,9 +12,9 @@ import time
 from mmdet.utils import register_all_modules
 
 from mmdet_yolor import launch
-from mmdet_yolor.analysis.zoo_sweep import (SweepSettings, format_markdown,
-                                            format_table, list_configs,
-                                            run_sweep)
+from mmdet_yolor.analysis.zoo import (SweepSettings, format_markdown,
+                                      format_table, list_configs, run_sweep)
+from mmdet_yolor.analysis.zoo.settings import add_settings_arguments
 
 
 def parse_args():
@@ -30,17 +30,8 @@ def parse_args():
         metavar='FOLDER',
         help='algorithm folders of mmdet/.mim/configs to sweep '
         '(default: all)')
-    parser.add_argument(
-        '--image-size',
-        type=int,
-        default=defaults.image_size,
-        help='long side of the generated images (default: %(default)s)')
+    add_settings_arguments(parser)
     parser.add_argument('--batch-size', type=int, default=defaults.batch_size)
-    parser.add_argument(
-        '--steps',
-        type=int,
-        default=defaults.steps,
-        help='training steps per variant (default: %(default)s)')
     parser.add_argument(
         '--timeout',
         type=float,
