@@ -8,9 +8,11 @@ outputs, where YOLOR adds its operations; post-processing is the same for
 all) eager and under ``torch.compile``, and what dynamo made of it (frames,
 graph breaks, recompiles). Timed variants take turns in every round, so
 slow drifts of a noisy machine hit them alike. The three models share the
-baseline's weights (YOLOR's implicits are near the identity at
-initialisation), so post-processing such as NMS sees the same number of
-boxes in each.
+baseline's weights and YOLOR's implicits sit at the identity (add 0,
+multiply by 1: the operations run, the values are the baseline's), so a
+two-stage detector's RPN keeps the same proposals in each and
+post-processing such as NMS sees the same boxes: what differs is YOLOR's
+cost alone.
 
 Small inputs (``image_size=128``, ``batch_size=1``) show the regime of a
 GPU, where kernels are fast and per-call Python work (the wrappers'
@@ -38,6 +40,7 @@ from torch import nn
 
 from ..config_edits import strip_pretrained
 from ..deploy import fuse_implicit
+from ..models import implicit_layers
 from ..toggle import YOLOR_PARTS, YOLOR_TYPES, unyolorize, yolorize
 from .compiling import CompileCounts, count_compilation
 
@@ -121,14 +124,17 @@ def _without_pretrained(model_cfg):
 
 def build_variants(configs: Dict[str, Config],
                    device: str) -> Dict[str, nn.Module]:
-    """Build baseline, YOLOR (with the baseline's weights) and YOLOR folded
-    (a folded copy of YOLOR)."""
+    """Build baseline, YOLOR (with the baseline's weights and its implicits
+    at the identity: its operations run, and it computes the baseline's
+    boxes) and YOLOR folded (a folded copy of YOLOR)."""
     torch.manual_seed(0)
     baseline = MODELS.build(_without_pretrained(configs[BASELINE].model))
     baseline.init_weights()
     yolor = MODELS.build(_without_pretrained(configs[YOLOR].model))
     yolor.init_weights()
     yolor.load_state_dict(baseline.state_dict(), strict=False)
+    for implicit in implicit_layers(yolor).values():
+        implicit.make_identity()
     folded = fuse_implicit(copy.deepcopy(yolor).eval(), logger='silent')
     models = {BASELINE: baseline, YOLOR: yolor, FOLDED: folded}
     return {name: model.to(device) for name, model in models.items()}
