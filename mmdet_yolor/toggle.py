@@ -17,6 +17,7 @@ from mmdet.models.roi_heads import BaseRoIHead
 from mmdet.models.seg_heads.panoptic_fusion_heads import BasePanopticFusionHead
 from mmengine.config import Config, ConfigDict
 
+from .config_edits import nested_dicts
 from .errors import InputError
 from .models import YOLORBackbone, YOLORHead, YOLORNeck
 from .models.heads.prediction_layers import table_entry
@@ -238,6 +239,14 @@ def predicts_nothing(head_type: type) -> bool:
     entry = table_entry(head_type)
     return (entry is not None and not entry.names) or issubclass(
         head_type, BasePanopticFusionHead)
+
+
+def is_yolorized(cfg: Config) -> bool:
+    """Whether ``cfg``'s model holds a YOLOR wrapper (it is in YOLOR form:
+    :func:`yolorize` would refuse it, :func:`unyolorize` undoes it)."""
+    return any(
+        item.get('type') in YOLOR_TYPES
+        for item in nested_dicts(cfg.get('model')))
 
 
 def unyolorize(cfg: Config) -> Config:

@@ -9,7 +9,7 @@ from torch import nn
 from mmdet_yolor import yolorize
 from mmdet_yolor.package_data import SEED_CONFIGS, get_config
 from mmdet_yolor.testing import shrink_backbone
-from mmdet_yolor.toggle import YolorizeError, unyolorize
+from mmdet_yolor.toggle import YolorizeError, is_yolorized, unyolorize
 
 
 def test_returns_a_copy():
@@ -224,6 +224,21 @@ def test_unyolorize_gives_the_baseline_model(baseline, yolor):
     assert plain.model == expected.model
     assert 'custom_imports' not in plain
     assert plain.optim_wrapper == expected.optim_wrapper
+    assert is_yolorized(get_config(yolor)) and not is_yolorized(plain)
+
+
+def test_unyolorize_keeps_overrides_of_the_wrapped_modules():
+    # a user's key on a wrapper belongs to the module it wraps
+    cfg = get_config('fcos/fcos-yolor_r50-caffe_fpn_gn-head_1x_coco.py')
+    cfg.merge_from_dict({
+        'model.neck.out_channels': 128,
+        'model.bbox_head.loss_cls.loss_weight': 2.0
+    })
+    plain = unyolorize(cfg)
+    assert plain.model.neck.type == 'FPN'
+    assert plain.model.neck.out_channels == 128
+    assert plain.model.bbox_head.loss_cls.loss_weight == 2.0
+    assert plain.model.bbox_head.loss_cls.type == 'FocalLoss'
 
 
 def test_foldable_preset():

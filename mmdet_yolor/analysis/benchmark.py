@@ -41,7 +41,7 @@ from torch import nn
 from ..config_edits import strip_pretrained
 from ..deploy import fuse_implicit
 from ..models import implicit_layers
-from ..toggle import YOLOR_PARTS, YOLOR_TYPES, unyolorize, yolorize
+from ..toggle import YOLOR_PARTS, is_yolorized, unyolorize, yolorize
 from .compiling import CompileCounts, count_compilation
 
 BASELINE, YOLOR, FOLDED = 'baseline', 'YOLOR', 'YOLOR folded'
@@ -101,8 +101,7 @@ class VariantResult:
 
 def variant_configs(cfg: Config, yolor: str = 'all') -> Dict[str, Config]:
     """The baseline and YOLOR configs of ``cfg``, which may be either."""
-    text = cfg.pretty_text
-    if any(f"'{name}'" in text for name in YOLOR_TYPES):
+    if is_yolorized(cfg):
         return {BASELINE: unyolorize(cfg), YOLOR: cfg}
     return {BASELINE: cfg, YOLOR: yolorize(cfg, **YOLOR_PARTS[yolor])}
 

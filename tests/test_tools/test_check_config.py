@@ -68,3 +68,13 @@ def test_a_config_not_covered_exits_with_the_reason(run_tool, tmp_path):
     assert result.stdout.splitlines()[-1] == (
         'n/a (not covered, 0s): not an image detector: ByteTrack is a '
         'tracking/video model')
+
+
+def test_a_yolor_config_is_checked_through_its_baseline(run_tool, tmp_path):
+    base = osp.join(DEMO, 'fcos-yolor_r18_fpn_6e_shapes.py')
+    result = check(run_tool, tmp_path, f'_base_ = {base!r}\n')
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0] == (
+        f'{tmp_path}/my_config.py is in YOLOR form: checking its baseline '
+        '(unyolorize) with --yolor all')
+    assert 'feature alignment: neck' in result.stdout

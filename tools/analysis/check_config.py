@@ -17,6 +17,7 @@ from mmdet_yolor.analysis.zoo import (COVERED, SweepSettings, check_config,
                                       format_check, format_plan,
                                       timed_progress)
 from mmdet_yolor.analysis.zoo.settings import add_settings_arguments
+from mmdet_yolor.toggle import is_yolorized, unyolorize
 
 
 def parse_args():
@@ -39,6 +40,11 @@ def main():
     settings = SweepSettings(image_size=args.image_size, steps=args.steps)
     with launch.exit_on_input_error():
         cfg = launch.load_config(args.config, args.cfg_options)
+    if is_yolorized(cfg):
+        # the check applies --yolor to the baseline itself
+        print(f'{args.config} is in YOLOR form: checking its baseline '
+              f'(unyolorize) with --yolor {args.yolor}')
+        cfg = unyolorize(cfg)
     print(format_plan(cfg, args.config, settings, args.yolor), flush=True)
     folder, name = osp.split(osp.abspath(args.config))
     result = check_config(cfg, folder, name, settings, args.yolor,
