@@ -163,10 +163,15 @@ class BaseImplicit(BaseModule):
         return self.offset + self.basis.t() @ self.coefficients
 
     def broadcastable(self, x: Tensor) -> Tensor:
-        """Return ``g(z)`` shaped to broadcast against ``x`` along ``dim``."""
-        shape = [1] * x.dim()
-        shape[self.dim] = self.channels
-        return self.representation().view(shape).to(x.dtype)
+        """Return ``g(z)`` shaped to broadcast against ``x`` along ``dim``:
+        ``(C, 1, ..., 1)`` for the channels of ``(N, C, ...)``, ``(C, )``
+        for the last dimension, in ``x``'s dtype (autocast). Kept to as few
+        tensor calls as it takes: the implicits run once per level of every
+        prediction layer, where per-call overhead is what they cost."""
+        g = self.representation()
+        if self.dim != -1 and self.dim != x.dim() - 1:
+            g = g.view((self.channels, ) + (1, ) * (x.dim() - 1 - self.dim))
+        return g if g.dtype == x.dtype else g.to(x.dtype)
 
     def check_channels(self, x: Tensor) -> None:
         """Raise a clear error if ``x`` does not have ``channels`` channels
