@@ -199,6 +199,13 @@ def test_sparse_rcnn_is_exported_with_torch_onnx(exports, image):
     assert inputs.shape[2:] != data_samples[0].img_shape
     check = checker.check_images([('non-square', image[:, :96])])[0]
     assert check.passed, check.format()
+    # dynamic batch: two images at once, as each alone
+    batch = [export.traced.inputs, export.traced.inputs.flip(-1)]
+    dets, labels = checker.backend_model.predict(torch.cat(batch))[:2]
+    for i, inputs in enumerate(batch):
+        alone = checker.backend_model.predict(inputs)
+        torch.testing.assert_close(dets[i], alone[0][0], rtol=0, atol=1e-2)
+        assert torch.equal(labels[i], alone[1][0])
 
 
 @pytest.mark.parametrize('clip_border', [False, True])
