@@ -1,10 +1,11 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """Helpers for tests of models built with the plugin, in the spirit of
 ``mmdet.testing``: seconds-long configs (a tiny FCOS, shrunk zoo
-detectors), implicit values that make a wrong fold show, and stage-by-stage
-comparison of two detectors."""
+detectors), implicit values that make a wrong fold show, head weights that
+spread an untrained detector's detections, and stage-by-stage comparison of
+two detectors."""
 import os.path as osp
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from mmengine.config import Config
@@ -27,6 +28,56 @@ def randomise_implicits(model: nn.Module, seed: int = 0) -> None:
             module.implicit.copy_(
                 module.offset +
                 0.3 * torch.randn(module.channels, generator=generator))
+
+
+# the layers spread_head_weights gives random weights, by module name
+HEADS = ('bbox_head', 'rpn_head', 'roi_head')
+
+
+@torch.no_grad()
+def spread_head_weights(model: nn.Module,
+                        seed: int = 0,
+                        layers: Tuple[str, ...] = HEADS) -> None:
+    """Untrained heads predict near-constant scores (a prior-probability
+    bias) and near-empty boxes: give their convs and Linears (those whose
+    names start with one of ``layers``) He-scaled random weights and small
+    random biases, so that detections spread over the image with scores far
+    apart. In place."""
+    generator = torch.Generator().manual_seed(seed)
+    for name, module in model.named_modules():
+        if name.startswith(layers) and \
+                isinstance(module, (nn.Conv2d, nn.Linear)):
+            fan_in = module.weight[0].numel()
+            module.weight.copy_(
+                torch.randn(module.weight.shape, generator=generator) *
+                (2 / fan_in)**0.5)
+            if module.bias is not None:
+                module.bias.copy_(
+                    0.1 * torch.randn(module.bias.shape, generator=generator))
+
+
+@torch.no_grad()
+def spread_sparse_rcnn(model: nn.Module, seed: int = 0) -> None:
+    """Sparse R-CNN's :func:`spread_head_weights`: its learned proposals
+    start as the whole image, and its six stages compound random box deltas
+    into boxes far outside the image (where RoIAlign's border turns float
+    noise into other samples). Give the proposals random boxes inside the
+    image, the classifiers He-scaled weights and the box regressors a third
+    of their initial weights. In place."""
+    generator = torch.Generator().manual_seed(seed)
+    # cx, cy, w, h relative to the image
+    proposals = model.rpn_head.init_proposal_bboxes.weight
+    proposals[:, :2] = 0.2 + 0.6 * torch.rand(
+        proposals[:, :2].shape, generator=generator)
+    proposals[:, 2:] = 0.1 + 0.4 * torch.rand(
+        proposals[:, 2:].shape, generator=generator)
+    spread_head_weights(
+        model,
+        seed,
+        layers=tuple(f'roi_head.bbox_head.{stage}.fc_cls'
+                     for stage in range(len(model.roi_head.bbox_head))))
+    for bbox_head in model.roi_head.bbox_head:
+        bbox_head.fc_reg.weight.mul_(1 / 3)
 
 
 def assert_close_stages(expected: Dict[str, List[Tensor]],

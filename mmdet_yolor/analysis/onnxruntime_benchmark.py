@@ -4,28 +4,26 @@ baseline, of YOLOR in the paper placement folded and of YOLOR in the
 foldable placement folded, timed in one run.
 
 Each variant is exported as :mod:`mmdet_yolor.deploy.onnx_export` exports a
-checkpoint (post-processing and NMS in the graph) and run in its own ONNX
+checkpoint (post-processing and NMS in the graph; Sparse R-CNN with
+``torch.onnx`` directly) and run in its own ONNX
 Runtime session on the same input. The variants take turns in every round
 (:func:`~mmdet_yolor.analysis.benchmark.interleaved_median_ms`); the median
 of each is reported with its ratio to the baseline. The YOLOR models carry
 the baseline's weights and their implicits at initialisation (near the
 identity), so NMS sees about as many boxes in each.
 """
-import copy
 import os.path as osp
 import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import torch
-from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
-from ..config_edits import strip_pretrained
 from ..deploy.onnx_export import (deploy_config, deploy_model_config,
-                                  export_onnx, fold_for_export,
-                                  graph_op_counts)
+                                  export_graph, fold_for_export,
+                                  graph_op_counts, initialised_model)
 from ..deploy.verify import generated_images
 from ..toggle import yolorize
 from .benchmark import (BenchmarkSettings, interleaved_median_ms,
@@ -88,10 +86,7 @@ def variant_models(cfg: Config,
     for name, variant_cfg in configs.items():
         model_cfg = deploy_model_config(variant_cfg)
         torch.manual_seed(0)
-        from_scratch = copy.deepcopy(model_cfg.model)
-        strip_pretrained(from_scratch)
-        model = MODELS.build(from_scratch)
-        model.init_weights()
+        model = initialised_model(model_cfg)
         if state is None:
             if checkpoint is not None:
                 load_checkpoint(model, checkpoint, map_location='cpu')
@@ -142,8 +137,8 @@ def run_onnxruntime_benchmark(
             for name in prepared
         }
         for name, variant in prepared.items():
-            export_onnx(variant.model, variant.model_cfg,
-                        deploy_config(variant.model_cfg), image, files[name])
+            export_graph(variant.model, variant.model_cfg,
+                         deploy_config(variant.model_cfg), image, files[name])
         preprocessor = prepared[BASELINE].model.data_preprocessor
         with torch.no_grad():
             inputs = preprocessor(

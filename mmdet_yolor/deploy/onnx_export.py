@@ -8,6 +8,10 @@ in the graph), the deploy config used (``deploy_config.py``), the model
 config (``model_config.py``) and the SDK's ``deploy.json``,
 ``pipeline.json`` and ``detail.json``. mmdeploy's ``inference_model``,
 ``Detector`` and ``tools/test.py`` take them as any mmdet export.
+mmdeploy 1.3.1 cannot export Sparse R-CNN (:func:`mmdeploy_failure`):
+:mod:`.sparse_rcnn_onnx` exports it with ``torch.onnx`` directly, to a graph
+with mmdeploy's inputs and outputs, and the work dir gets the graph and the
+two configs.
 
 A YOLOR checkpoint is folded first (:func:`fold_implicit` and
 :func:`strip_folded`): what folded leaves no node in the graph, what is
@@ -20,6 +24,7 @@ stack (:func:`mmdet_yolor.compat.apply_deploy_fixes`).
 """
 import collections
 import copy
+import logging
 import os
 import os.path as osp
 from dataclasses import dataclass
@@ -29,10 +34,12 @@ import numpy as np
 import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.runner import load_checkpoint
 from torch import nn
 
 from .. import compat
+from ..config_edits import strip_pretrained
 from ..errors import InputError
 from ..models import implicit_layers
 from ..models.layers import ImplicitA, ImplicitC, ImplicitM
@@ -51,21 +58,12 @@ DEPLOY_CONFIGS = {
     'instance-seg': 'deploy/instance-seg/instance-seg_onnxruntime_dynamic.py',
 }
 
-# Detector types mmdeploy 1.3.1 cannot export, and where it fails.
-UNSUPPORTED_DETECTORS = {
-    'SparseRCNN':
-    'mmdeploy 1.3.1 has no rewrite for Sparse R-CNN: its batched '
-    'delta2bbox rewrite (mmdeploy/codebase/mmdet/models/task_modules/'
-    'coders/delta_xywh_bbox_coder.py) fails on the per-image boxes of '
-    "SparseRoIHead's refine_bboxes (RuntimeError: shape '[N, 4]' is invalid)",
-}
-
 # The ONNX op each kept implicit layer leaves in the graph.
 IMPLICIT_OPS = {ImplicitA: 'Add', ImplicitM: 'Mul', ImplicitC: 'Concat'}
 
 
 class DeployError(InputError):
-    """A model or config cannot be exported with mmdeploy."""
+    """A model or config cannot be exported."""
 
 
 @dataclass
@@ -90,7 +88,9 @@ class PreparedModel:
 @dataclass
 class ExportResult:
     """The files of an export (paths in ``work_dir``), what they hold and
-    the run traced (a :class:`TracedRun`)."""
+    the run traced (a :class:`TracedRun`); ``mmdeploy_failure``: where
+    mmdeploy fails on the detector, when it was exported with ``torch.onnx``
+    directly (:func:`mmdeploy_failure`)."""
     work_dir: str
     onnx_file: str
     deploy_config_file: str
@@ -98,21 +98,18 @@ class ExportResult:
     prepared: PreparedModel
     deploy_cfg: Config
     traced: 'TracedRun'
+    mmdeploy_failure: Optional[str] = None
 
 
-def check_supported(model_cfg: Config) -> None:
-    """Refuse a detector mmdeploy cannot export, in one line.
-
-    Raises:
-        DeployError: For the types of :data:`UNSUPPORTED_DETECTORS`.
+def mmdeploy_failure(model_cfg: Config) -> Optional[str]:
+    """Where mmdeploy 1.3.1 fails to export the detector of ``model_cfg``:
+    such detectors (Sparse R-CNN) are exported with ``torch.onnx`` directly
+    (:mod:`.sparse_rcnn_onnx`). None for the detectors mmdeploy exports.
     """
-    detector = model_cfg.model.get('type')
-    if detector in UNSUPPORTED_DETECTORS:
-        source = model_cfg.filename or 'the config'
-        raise DeployError(
-            f'{source}: model.type={detector} cannot be exported: '
-            f'{UNSUPPORTED_DETECTORS[detector]}; export one of the other '
-            f'detectors, or its raw outputs with torch.onnx.export')
+    # imported here: the module builds on this one
+    from .sparse_rcnn_onnx import DETECTOR, MMDEPLOY_FAILURE
+    return MMDEPLOY_FAILURE if model_cfg.model.get('type') == DETECTOR \
+        else None
 
 
 def with_masks(model_cfg: Config) -> bool:
@@ -151,6 +148,9 @@ def deploy_config(model_cfg: Config) -> Config:
         post_processing.score_threshold = test_cfg.score_thr
     if 'iou_threshold' in test_cfg.get('nms', {}):
         post_processing.iou_threshold = test_cfg.nms.iou_threshold
+    if mmdeploy_failure(model_cfg):
+        # exported by torch.onnx, without mmdeploy's graph optimizer
+        cfg.onnx_config.optimize = False
     return cfg
 
 
@@ -183,8 +183,8 @@ def prepare_model(cfg: Config,
     Args:
         cfg (Config): The config the checkpoint was trained with (YOLOR or
             plain mmdet).
-        checkpoint (str, optional): The checkpoint; None keeps the
-            initialisation (for op counts).
+        checkpoint (str, optional): The checkpoint; None initialises the
+            model (:func:`initialised_model`; for op counts).
         fold (bool): Fold the implicits. False exports the model as
             trained. Defaults to True.
 
@@ -192,11 +192,34 @@ def prepare_model(cfg: Config,
         PreparedModel: The model and the config the export is used with.
     """
     model_cfg = deploy_model_config(cfg)
-    check_supported(model_cfg)
-    model = MODELS.build(model_cfg.model)
-    if checkpoint is not None:
+    if checkpoint is None:
+        model = initialised_model(model_cfg)
+    else:
+        model = MODELS.build(model_cfg.model)
         load_checkpoint(model, checkpoint, map_location='cpu')
     return fold_for_export(model, model_cfg, fold)
+
+
+def initialised_model(model_cfg: Config) -> nn.Module:
+    """Build the detector of ``model_cfg`` with mmdet's initialisation
+    (``init_weights``), from scratch: without its pretrained weights,
+    which would be downloaded.
+
+    Built alone, some modules are no valid model: Sparse R-CNN's learned
+    proposals are boxes of negative size until initialised. mmengine's
+    message for each initialised parameter is not logged.
+    """
+    from_scratch = copy.deepcopy(model_cfg.model)
+    strip_pretrained(from_scratch)
+    model = MODELS.build(from_scratch)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+    return model
 
 
 def fold_for_export(model: nn.Module,
@@ -265,7 +288,9 @@ class TracedRun:
     """The run of the PyTorch model that the export traced.
 
     Tracing runs the model under mmdeploy's rewrites on real tensors, so
-    its outputs are the PyTorch model's under the graph's post-processing.
+    its outputs are the PyTorch model's under the graph's post-processing
+    (for a ``torch.onnx`` export of :mod:`.sparse_rcnn_onnx`, mmdet's own
+    ``predict`` on the traced input).
 
     Attributes:
         inputs (Tensor): (1, 3, H, W) preprocessed image.
@@ -276,6 +301,32 @@ class TracedRun:
     inputs: torch.Tensor
     data_samples: list
     outputs: Tuple[torch.Tensor, ...]
+
+
+def preprocess(model: nn.Module, model_cfg: Config, deploy_cfg: Config,
+               image: np.ndarray) -> Tuple[torch.Tensor, list]:
+    """The config's test pipeline and the model's preprocessing applied to
+    ``image``, as mmdeploy's ``create_input`` applies them.
+
+    Args:
+        model (nn.Module): The detector (its ``data_preprocessor``).
+        model_cfg (Config): Its config; not modified.
+        deploy_cfg (Config): The mmdeploy deploy config.
+        image (np.ndarray): (H, W, 3) BGR uint8 image.
+
+    Returns:
+        tuple: (1, 3, H', W') input tensor and its data samples.
+    """
+    compat.apply_deploy_fixes()
+    from mmdeploy.apis.utils import build_task_processor
+
+    # a copy: create_input sets the loading transform of the config's
+    # pipeline to LoadImageFromNDArray in place
+    task_processor = build_task_processor(
+        copy.deepcopy(model_cfg), deploy_cfg, 'cpu')
+    data, inputs = task_processor.create_input(
+        image, None, data_preprocessor=model.data_preprocessor)
+    return inputs, data['data_samples']
 
 
 def export_onnx(model: nn.Module, model_cfg: Config, deploy_cfg: Config,
@@ -295,19 +346,12 @@ def export_onnx(model: nn.Module, model_cfg: Config, deploy_cfg: Config,
     Returns:
         TracedRun: The input traced and the PyTorch outputs on it.
     """
-    compat.apply_deploy_fixes()
+    inputs, samples = preprocess(model, model_cfg, deploy_cfg, image)
     from mmdeploy.apis.onnx import export
-    from mmdeploy.apis.utils import build_task_processor
     from mmdeploy.utils import get_dynamic_axes, get_ir_config
 
-    # a copy: create_input sets the loading transform of the config's
-    # pipeline to LoadImageFromNDArray in place
-    task_processor = build_task_processor(
-        copy.deepcopy(model_cfg), deploy_cfg, 'cpu')
-    data, inputs = task_processor.create_input(
-        image, None, data_preprocessor=model.data_preprocessor)
     # the rewritten forward sets img_shape of the samples it is given
-    data_samples = copy.deepcopy(data['data_samples'])
+    data_samples = copy.deepcopy(samples)
     onnx_cfg = get_ir_config(deploy_cfg)
     names = onnx_cfg.input_names + onnx_cfg.output_names
     os.makedirs(osp.dirname(osp.abspath(onnx_file)), exist_ok=True)
@@ -322,8 +366,7 @@ def export_onnx(model: nn.Module, model_cfg: Config, deploy_cfg: Config,
             inputs,
             output_path_prefix=osp.splitext(onnx_file)[0],
             backend=BACKEND,
-            input_metas=dict(
-                data_samples=data['data_samples'], mode='predict'),
+            input_metas=dict(data_samples=samples, mode='predict'),
             context_info=dict(deploy_cfg=deploy_cfg),
             input_names=onnx_cfg.input_names,
             output_names=onnx_cfg.output_names,
@@ -332,6 +375,20 @@ def export_onnx(model: nn.Module, model_cfg: Config, deploy_cfg: Config,
             keep_initializers_as_inputs=onnx_cfg.keep_initializers_as_inputs,
             optimize=onnx_cfg.get('optimize', False))
     return TracedRun(inputs, data_samples, tuple(outputs[0]))
+
+
+def export_graph(model: nn.Module, model_cfg: Config, deploy_cfg: Config,
+                 image: np.ndarray, onnx_file: str) -> TracedRun:
+    """Export ``model`` to ``onnx_file``: with mmdeploy (:func:`export_onnx`)
+    or, for a detector mmdeploy cannot export (:func:`mmdeploy_failure`),
+    with ``torch.onnx`` directly
+    (:func:`.sparse_rcnn_onnx.export_sparse_rcnn`). Same arguments and
+    result as :func:`export_onnx`."""
+    if mmdeploy_failure(model_cfg):
+        from .sparse_rcnn_onnx import export_sparse_rcnn
+        return export_sparse_rcnn(model, model_cfg, deploy_cfg, image,
+                                  onnx_file)
+    return export_onnx(model, model_cfg, deploy_cfg, image, onnx_file)
 
 
 def export_checkpoint(cfg: Config,
@@ -360,14 +417,19 @@ def export_checkpoint(cfg: Config,
     deploy_cfg.dump(deploy_config_file)
     prepared.model_cfg.dump(model_config_file)
     onnx_file = osp.join(work_dir, ONNX_FILE)
-    traced = export_onnx(prepared.model, prepared.model_cfg, deploy_cfg, image,
-                         onnx_file)
-    from mmdeploy.backend.sdk.export_info import export2SDK
-    export2SDK(
-        deploy_config_file,
-        model_config_file,
-        work_dir,
-        pth=checkpoint or '',
-        device='cpu')
+    traced = export_graph(prepared.model, prepared.model_cfg, deploy_cfg,
+                          image, onnx_file)
+    failure = mmdeploy_failure(prepared.model_cfg)
+    # mmdeploy's SDK description fails on Sparse R-CNN too (its get_postprocess
+    # reads test_cfg.rpn, None there)
+    if not failure:
+        from mmdeploy.backend.sdk.export_info import export2SDK
+        export2SDK(
+            deploy_config_file,
+            model_config_file,
+            work_dir,
+            pth=checkpoint or '',
+            device='cpu')
     return ExportResult(work_dir, onnx_file, deploy_config_file,
-                        model_config_file, prepared, deploy_cfg, traced)
+                        model_config_file, prepared, deploy_cfg, traced,
+                        failure)

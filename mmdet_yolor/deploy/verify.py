@@ -6,8 +6,11 @@ mmdeploy's ``create_input`` applies it). The reference is the PyTorch model
 under the same post-processing as the graph: mmdeploy's rewrites of the
 heads (batched NMS over all levels of the RPN, clipping to the padded input,
 the score threshold after score factors), run in PyTorch as mmdeploy's own
-tests do. Detections match one to one when their labels agree, their boxes
-overlap with IoU >= 0.99 and their scores differ by at most 1e-3; the
+tests do; for Sparse R-CNN, which mmdeploy cannot export and
+:mod:`.sparse_rcnn_onnx` exports with ``torch.onnx`` directly, mmdet's own
+``predict`` (the graph's post-processing is mmdet's). Detections match one
+to one when their labels agree, their boxes overlap with IoU >= 0.99 and
+their scores differ by at most 1e-3; the
 mask probabilities of matched pairs (pasted into the image) must agree
 within 1e-3, and their binary masks' IoU is reported (an untrained mask
 head predicts many pixels near the 0.5 threshold, where float noise flips
@@ -27,6 +30,7 @@ from torch import Tensor
 
 from ..datasets.shapes import render_image
 from .onnx_export import BACKEND, ExportResult, final_test_cfg
+from .sparse_rcnn_onnx import mmdet_outputs
 
 MIN_BOX_IOU = 0.99
 MAX_SCORE_DIFF = 1e-3
@@ -246,7 +250,6 @@ class ParityChecker:
         from mmdeploy.apis.utils import build_task_processor
         from mmdeploy.codebase.mmdet.deploy.object_detection_model import \
             End2EndModel
-        from mmdeploy.core import patch_model
         self.export = export
         self.deploy_cfg = export.deploy_cfg
         # how mmdeploy's backend model pastes RoI masks into the image
@@ -257,8 +260,6 @@ class ParityChecker:
             copy.deepcopy(model_cfg), self.deploy_cfg, 'cpu')
         self.backend_model = self.task_processor.build_backend_model(
             [export.onnx_file])
-        self.patched_model = patch_model(
-            copy.deepcopy(self.model), cfg=self.deploy_cfg, backend=BACKEND)
         test_cfg = final_test_cfg(model_cfg)
         self.score_thr = test_cfg.get('score_thr', 0.0)
         self.max_per_img = test_cfg.get('max_per_img')
@@ -300,21 +301,30 @@ class ParityChecker:
 
     @torch.no_grad()
     def pytorch_outputs(self, batch: Sequence[tuple]) -> List[tuple]:
-        """The PyTorch model under the graph's post-processing: mmdeploy's
-        rewrites, run in PyTorch as mmdeploy's own tests run them, on each
-        ``(inputs, data_samples)`` of ``batch`` (in one rewrite context:
-        entering one takes seconds).
+        """The PyTorch model under the graph's post-processing, on each
+        ``(inputs, data_samples)`` of ``batch``: mmdeploy's rewrites, run in
+        PyTorch as mmdeploy's own tests run them (in one rewrite context:
+        entering one takes seconds); for a graph exported with
+        ``torch.onnx`` directly, mmdet's own predict
+        (:func:`~.sparse_rcnn_onnx.mmdet_outputs`).
 
         Returns:
             list[tuple]: The outputs the graph has, for each input.
         """
-        from mmdeploy.core import RewriterContext
+        if self.export.mmdeploy_failure:
+            return [
+                mmdet_outputs(self.model, inputs, data_samples)
+                for inputs, data_samples in batch
+            ]
+        from mmdeploy.core import RewriterContext, patch_model
+        patched_model = patch_model(
+            copy.deepcopy(self.model), cfg=self.deploy_cfg, backend=BACKEND)
         with RewriterContext(
                 cfg=self.deploy_cfg,
                 backend=BACKEND,
                 opset=self.deploy_cfg.onnx_config.opset_version):
             return [
-                self.patched_model(
+                patched_model(
                     inputs, copy.deepcopy(data_samples), mode='predict')
                 for inputs, data_samples in batch
             ]

@@ -1,7 +1,9 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-"""mmdeploy exports for ONNX Runtime of the demo detectors: baseline, YOLOR
-folded (paper placement) and YOLOR folded (foldable placement), untrained
-with non-trivial weights and implicits, fixed seeds."""
+"""ONNX Runtime exports of the demo detectors (mmdeploy's; Sparse R-CNN's
+with torch.onnx directly): baseline, YOLOR folded (paper placement) and
+YOLOR folded (foldable placement), untrained with non-trivial weights and
+implicits, fixed seeds."""
+import os.path as osp
 import subprocess
 import sys
 import textwrap
@@ -15,52 +17,45 @@ from mmengine.structures import InstanceData
 from torch import nn
 
 from mmdet_yolor import yolorize
-from mmdet_yolor.deploy.onnx_export import (DeployError, check_supported,
+from mmdet_yolor.deploy.onnx_export import (DeployError, deploy_config,
+                                            deploy_model_config,
                                             export_checkpoint, graph_op_counts,
-                                            kept_implicit_ops)
+                                            kept_implicit_ops, preprocess)
+from mmdet_yolor.deploy.sparse_rcnn_onnx import (SparseRCNNEnd2End,
+                                                 mmdet_outputs)
 from mmdet_yolor.deploy.verify import (OpComparison, ParityChecker,
                                        generated_images, match_detections)
 from mmdet_yolor.models.layers import BaseImplicit
 from mmdet_yolor.package_data import get_config
-from mmdet_yolor.testing import randomise_implicits
+from mmdet_yolor.testing import (randomise_implicits, spread_head_weights,
+                                 spread_sparse_rcnn)
 
 DETECTORS = {
     'fcos': 'demo/fcos_r18_fpn_6e_shapes.py',
     'atss': 'demo/atss_r18_fpn_6e_shapes.py',
     'faster_rcnn': 'demo/faster-rcnn_r18_fpn_6e_shapes.py',
     'mask_rcnn': 'demo/mask-rcnn_r18_fpn_6e_shapes.py',
+    'sparse_rcnn': 'demo/sparse-rcnn_r18_fpn_6e_shapes.py',
 }
+# those whose paper placement keeps implicits (Sparse R-CNN's folds too)
+PARTLY_FOLDED = [name for name in DETECTORS if name != 'sparse_rcnn']
 # yolorize arguments of each variant; None: the baseline
 VARIANTS = {'baseline': None, 'yolor': {}, 'foldable': dict(foldable=True)}
 IMAGE_SIZE = 128
+# Sparse R-CNN's learned proposals: fewer than the demo's 30, for speed (it
+# keeps its 30 best of 20 x 6 class scores)
+NUM_PROPOSALS = 20
 
 
 def demo_config(name, variant):
     cfg = get_config(DETECTORS[name])
     # a smaller network input than the demo's 192 px, for speed
     cfg.test_dataloader.dataset.pipeline[1].scale = (IMAGE_SIZE, IMAGE_SIZE)
+    if name == 'sparse_rcnn':
+        cfg.model.rpn_head.num_proposals = NUM_PROPOSALS
     if VARIANTS[variant] is not None:
         cfg = yolorize(cfg, **VARIANTS[variant])
     return cfg
-
-
-@torch.no_grad()
-def spread_head_weights(model, seed=0):
-    """Untrained heads predict near-constant scores (a prior-probability
-    bias) and near-empty boxes: give their convs and Linears He-scaled
-    random weights and small random biases, so that detections spread over
-    the image with scores far apart."""
-    generator = torch.Generator().manual_seed(seed)
-    for name, module in model.named_modules():
-        if name.startswith(('bbox_head', 'rpn_head', 'roi_head')) and \
-                isinstance(module, (nn.Conv2d, nn.Linear)):
-            fan_in = module.weight[0].numel()
-            module.weight.copy_(
-                torch.randn(module.weight.shape, generator=generator) *
-                (2 / fan_in)**0.5)
-            if module.bias is not None:
-                module.bias.copy_(
-                    0.1 * torch.randn(module.bias.shape, generator=generator))
 
 
 @pytest.fixture(scope='module')
@@ -80,7 +75,10 @@ def exports(tmp_path_factory, image):
             torch.manual_seed(0)
             model = MODELS.build(cfg.model)
             model.init_weights()
-            spread_head_weights(model)
+            if name == 'sparse_rcnn':
+                spread_sparse_rcnn(model)
+            else:
+                spread_head_weights(model)
             randomise_implicits(model)
             work_dir = tmp_path_factory.mktemp(f'{name}-{variant}')
             checkpoint = str(work_dir / 'model.pth')
@@ -114,7 +112,7 @@ def test_foldable_folded_graph_has_the_baseline_ops(exports, name):
         exports(name, 'baseline').onnx_file)
 
 
-@pytest.mark.parametrize('name', DETECTORS)
+@pytest.mark.parametrize('name', PARTLY_FOLDED)
 def test_paper_placement_keeps_one_op_per_kept_site(exports, name):
     export = exports(name, 'yolor')
     report = export.prepared.report
@@ -155,9 +153,10 @@ MMDEPLOY_INFERENCE = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.parametrize('name', ['fcos', 'sparse_rcnn'])
 def test_mmdeploy_inference_model_runs_a_folded_export(exports, image,
-                                                       tmp_path):
-    export = exports('fcos', 'foldable')
+                                                       tmp_path, name):
+    export = exports(name, 'foldable')
     image_file = str(tmp_path / 'image.npy')
     np.save(image_file, image)
     result = subprocess.run([
@@ -175,15 +174,70 @@ def test_mmdeploy_inference_model_runs_a_folded_export(exports, image,
         expected.scores.sum().item(), rel=1e-5)
 
 
-def test_sparse_rcnn_is_refused_in_one_line(image, tmp_path):
-    cfg = get_config('demo/sparse-rcnn_r18_fpn_6e_shapes.py')
+def test_paper_placement_folds_sparse_rcnn_completely(exports):
+    export = exports('sparse_rcnn', 'yolor')
+    assert export.prepared.report.sites and export.prepared.report.complete
+    assert kept_implicit_ops(export.prepared.model) == {}
+    assert 'mmdet_yolor' not in export.prepared.model_cfg.pretty_text
+    assert graph_op_counts(export.onnx_file) == graph_op_counts(
+        exports('sparse_rcnn', 'baseline').onnx_file)
+
+
+def test_sparse_rcnn_is_exported_with_torch_onnx(exports, image):
+    export = exports('sparse_rcnn', 'baseline')
+    assert 'delta2bbox' in export.mmdeploy_failure
+    assert '\n' not in export.mmdeploy_failure
+    # mmdeploy's export2SDK cannot describe it (test_cfg.rpn is None)
+    assert not osp.exists(osp.join(export.work_dir, 'deploy.json'))
+    ops = graph_op_counts(export.onnx_file)
+    # one RoIAlign per pyramid level and stage, no NMS
+    assert ops['RoiAlign'] == 4 * 6 and ops['TopK'] == 1
+    assert 'NonMaxSuppression' not in ops
+    # dynamic input shape: a non-square image, resized and padded
+    checker = ParityChecker(export)
+    inputs, data_samples = checker.inputs(image[:, :96])
+    assert inputs.shape[2:] != data_samples[0].img_shape
+    check = checker.check_images([('non-square', image[:, :96])])[0]
+    assert check.passed, check.format()
+    # dynamic batch: two images at once, as each alone
+    batch = [export.traced.inputs, export.traced.inputs.flip(-1)]
+    dets, labels = checker.backend_model.predict(torch.cat(batch))[:2]
+    for i, inputs in enumerate(batch):
+        alone = checker.backend_model.predict(inputs)
+        torch.testing.assert_close(dets[i], alone[0][0], rtol=0, atol=1e-2)
+        assert torch.equal(labels[i], alone[1][0])
+
+
+@pytest.mark.parametrize('clip_border', [False, True])
+def test_sparse_rcnn_graph_computes_mmdet_predict(image, clip_border):
+    cfg = deploy_model_config(demo_config('sparse_rcnn', 'baseline'))
+    # every class score of every proposal: no top-k cut, no tie at it
+    cfg.model.test_cfg.rcnn.max_per_img = NUM_PROPOSALS * 6
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    spread_sparse_rcnn(model)
+    model.eval()
+    for bbox_head in model.roi_head.bbox_head:
+        bbox_head.bbox_coder.clip_border = clip_border
+    inputs, data_samples = preprocess(model, cfg, deploy_config(cfg), image)
+    with torch.no_grad():
+        dets, labels = SparseRCNNEnd2End(model)(inputs)
+    expected_dets, expected_labels = mmdet_outputs(model, inputs, data_samples)
+    order = expected_dets[0, :, 4].argsort(descending=True)
+    torch.testing.assert_close(dets[0], expected_dets[0, order])
+    assert torch.equal(labels[0], expected_labels[0, order])
+    clipped = (dets[..., :4] >= 0).all() and (dets[..., :4] <= 128).all()
+    assert bool(clipped) == clip_border
+
+
+def test_sparse_rcnn_export_refuses_other_roi_layers():
+    cfg = demo_config('sparse_rcnn', 'baseline')
+    cfg.model.roi_head.bbox_roi_extractor.roi_layer = dict(
+        type='RoIPool', output_size=7)
     with pytest.raises(DeployError) as error:
-        check_supported(cfg)
-    message = str(error.value)
-    assert '\n' not in message and 'SparseRCNN' in message
-    assert 'delta2bbox' in message
-    with pytest.raises(DeployError):
-        export_checkpoint(cfg, None, str(tmp_path), image)
+        SparseRCNNEnd2End(MODELS.build(cfg.model))
+    assert '\n' not in str(error.value) and 'RoIPool' in str(error.value)
 
 
 def detections(boxes, scores, labels, masks=None):

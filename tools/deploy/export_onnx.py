@@ -1,6 +1,7 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """Export a trained YOLOR (or plain mmdet) checkpoint with mmdeploy for ONNX
-Runtime: fold the implicit knowledge, convert with dynamic input shapes and
+Runtime (Sparse R-CNN, which mmdeploy cannot export, with torch.onnx
+directly): fold the implicit knowledge, convert with dynamic input shapes and
 write WORK_DIR/end2end.onnx with the deploy and model configs mmdeploy's
 tools read; then check on a few images that ONNX Runtime detects what the
 PyTorch model detects, and compare the graph's ops with the baseline
@@ -63,10 +64,13 @@ def main():
     report = export.prepared.report
     if report is not None and report.sites:
         print(report.format())
+    if export.mmdeploy_failure:
+        print(f'{export.prepared.model_cfg.model.type}: exported with '
+              f'torch.onnx directly, not mmdeploy: {export.mmdeploy_failure}')
     ops = graph_op_counts(export.onnx_file)
+    sdk = '' if export.mmdeploy_failure else " and mmdeploy's SDK files"
     print(f'wrote {export.onnx_file} ({sum(ops.values())} nodes), '
-          f'{export.deploy_config_file}, {export.model_config_file} and '
-          f"mmdeploy's SDK files")
+          f'{export.deploy_config_file}, {export.model_config_file}{sdk}')
     checker = ParityChecker(export)
     names = [
         f'image {i}/{len(images)} ({name})'
