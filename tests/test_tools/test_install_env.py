@@ -1,12 +1,17 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """``make install`` (tools/misc/install_env.sh): one clear sentence for a
-missing prerequisite, and a no-op when the environment is up to date."""
+missing prerequisite, a no-op when the environment is up to date, and
+mmcv's ops compiled with Python's optimisation flags."""
+import glob
 import os
 import os.path as osp
 import shutil
+import subprocess
 import sys
+import sysconfig
 
 import pytest
+import torch
 
 
 @pytest.fixture
@@ -86,3 +91,26 @@ def test_second_install_is_a_no_op(install):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f'make install: {venv} is up to date.'
     assert osp.getmtime(log) == log_mtime
+
+
+def test_mmcv_is_built_with_pythons_optimisation_flags():
+    # setuptools' distutils uses $CFLAGS instead of Python's flags, so a
+    # bare CFLAGS=-g0 once compiled the ops without -O3 and -DNDEBUG (2-3x
+    # slower): the build must get Python's flags with -g0 after them
+    record = osp.join(sys.prefix, '.mmcv-build')
+    assert osp.isfile(record), (
+        f'{record} is missing: mmcv was not built by `make install`; run the '
+        'tests with `make test`')
+    with open(record) as f:
+        build = f.read()
+    python_cflags = sysconfig.get_config_var('CFLAGS')
+    assert f'cflags={python_cflags} -g0 ' in build, build
+    assert f'torch={torch.__version__} ' in build, build
+    # and the library shows it: with NDEBUG no assert() is left in it
+    import mmcv
+    library, = glob.glob(osp.join(osp.dirname(mmcv.__file__), '_ext*.so'))
+    undefined = subprocess.run(['nm', '-D', '--undefined-only', library],
+                               capture_output=True,
+                               text=True,
+                               check=True).stdout
+    assert '__assert_fail' not in undefined

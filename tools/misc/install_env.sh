@@ -16,6 +16,9 @@
 #                  (see README, "GPU install"); an existing torch is kept.
 #   FORCE_CUDA=1   compile mmcv's CUDA ops even if torch sees no GPU.
 #   MAX_JOBS       parallel compile jobs for mmcv (default: number of cores).
+#   CFLAGS, CXXFLAGS  mmcv's compile flags (default: Python's), -g0 added.
+#   MMCV_WHEEL_CACHE  where the mmcv wheels built here are kept
+#                  (default: ~/.cache/mmdet_yolor/mmcv-wheels).
 #   TORCHVISION_INDEX_URL  index to take torchvision from (default: pip's),
 #                  e.g. https://download.pytorch.org/whl/cpu for a CPU torch.
 set -euo pipefail
@@ -66,7 +69,8 @@ step() {
         exit 1
     fi
 }
-pip_install() { "$PY" -m pip install --disable-pip-version-check "$@"; }
+pip_cmd() { "$PY" -m pip --disable-pip-version-check "$@"; }
+pip_install() { pip_cmd install "$@"; }
 
 # pip < 25.3 and setuptools < 80 (build.txt) still make `pip install -e` a
 # `setup.py develop` install, the kind mmengine resolves `mmdet_yolor::` in.
@@ -106,19 +110,45 @@ else
         echo "         torchvision left out: no version for torch $TORCH_INSTALLED was found (see $LOG); set TORCHVISION_INDEX_URL to an index that has one (CPU: https://download.pytorch.org/whl/cpu)."
     fi
 fi
-if "$PY" -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2.1.0"' >/dev/null 2>&1; then
-    echo "         keeping installed mmcv 2.1.0 with ops"
+# mmcv: PyPI has only 2.1.0's source, compiled here against the venv's torch
+# into a wheel kept in MMCV_WHEEL_CACHE under a key of what decides the
+# build (Python, torch and its CUDA, the flags): later installs reuse it,
+# and another torch or flag set gets its own build, where pip's wheel cache
+# would hand back a wheel built for another torch.
+# Flags: debug information of torch's templates is most of what the
+# compiler writes, so the build gets Python's own CFLAGS (-O3 -DNDEBUG ...
+# -g) plus -g0, which wins over -g. They are passed whole: setuptools'
+# distutils uses $CFLAGS instead of Python's flags (the standard library's
+# added to them), so a bare CFLAGS=-g0 would compile the ops unoptimised.
+MMCV_REQUIREMENT=$(grep mmcv requirements/mminstall.txt)
+PY_CFLAGS=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("CFLAGS") or "")')
+MMCV_CFLAGS="${CFLAGS:-$PY_CFLAGS} -g0"
+MMCV_CXXFLAGS="${CXXFLAGS:-$PY_CFLAGS} -g0"
+MMCV_BUILD="$MMCV_REQUIREMENT $("$PY" -c 'import sys, torch
+print(f"python={sys.version.split()[0]} torch={torch.__version__} cuda={torch.version.cuda} gpu={torch.cuda.is_available()}")') force_cuda=${FORCE_CUDA:-0} arch=${TORCH_CUDA_ARCH_LIST:-} cflags=$MMCV_CFLAGS cxxflags=$MMCV_CXXFLAGS"
+MMCV_WHEELS="${MMCV_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmdet_yolor/mmcv-wheels}/$(echo "$MMCV_BUILD" | sha256sum | cut -c1-16)"
+MMCV_RECORD="$VENV/.mmcv-build"
+mmcv_works() { "$PY" -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2.1.0"' >/dev/null 2>&1; }
+build_mmcv_wheel() {
+    local tmp
+    tmp=$(mktemp -d) && mkdir -p "$MMCV_WHEELS" &&
+        CFLAGS="$MMCV_CFLAGS" CXXFLAGS="$MMCV_CXXFLAGS" MMCV_WITH_OPS=1 \
+            MAX_JOBS=${MAX_JOBS:-$(nproc 2>/dev/null || echo 2)} \
+            pip_cmd wheel --no-cache-dir --no-build-isolation --no-deps -w "$tmp" "$MMCV_REQUIREMENT" &&
+        mv "$tmp"/mmcv-*.whl "$MMCV_WHEELS"/ && rm -rf "$tmp"
+}
+install_mmcv_wheel() {
+    "$PY" -m pip uninstall -y mmcv && pip_install "$MMCV_WHEELS"/mmcv-*.whl &&
+        echo "$MMCV_BUILD" > "$MMCV_RECORD"
+}
+if mmcv_works && [ "$(cat "$MMCV_RECORD" 2>/dev/null)" = "$MMCV_BUILD" ]; then
+    echo "         keeping mmcv 2.1.0 with ops, built for this torch with these flags"
+elif mmcv_works && [ ! -f "$MMCV_RECORD" ] && [ ! -f "$STAMP" ]; then
+    echo "         keeping installed mmcv 2.1.0 with ops (installed before make install)"
 else
-    # PyPI has only mmcv 2.1.0's source: compile it against the venv's torch.
-    # Python's CFLAGS carry -g, and debug information of torch's templates
-    # is most of what the compiler writes: -g0 (the last -g option wins)
-    # leaves the generated code, and so the ops' speed, as it is and makes
-    # the build about a third faster. pip's wheel cache makes later
-    # installs on the same machine instant.
-    export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc 2>/dev/null || echo 2)}
-    export CFLAGS="${CFLAGS:+$CFLAGS }-g0"
-    step "mmcv==2.1.0 with compiled ops (first time: ~7 min)" \
-        pip_install --no-build-isolation "$(grep mmcv requirements/mminstall.txt)"
+    ls "$MMCV_WHEELS"/mmcv-*.whl >/dev/null 2>&1 ||
+        step "mmcv==2.1.0 with compiled ops, built once for this torch (2 cores: ~6 min)" build_mmcv_wheel
+    step "mmcv==2.1.0 (wheel in $MMCV_WHEELS)" install_mmcv_wheel
 fi
 step "mmdet==3.3.0" pip_install "$(grep mmdet requirements/mminstall.txt)"
 # mmdeploy's ONNX export and ONNX Runtime backend (requirements/deploy.txt):
