@@ -108,7 +108,9 @@ def test_mmcv_is_built_with_pythons_optimisation_flags():
     cflags = os.environ.get('CFLAGS') or sysconfig.get_config_var('CFLAGS')
     assert f'cflags={cflags} -g0 ' in build, build
     assert f'torch={torch.__version__} ' in build, build
-    # and the library shows it: with NDEBUG no assert() is left in it
+    # and the library shows it: with NDEBUG (Python's flags have it) no
+    # assert() is left in it
+    assert '-DNDEBUG' in cflags, f'CFLAGS={cflags!r} drop -DNDEBUG'
     import mmcv
     library, = glob.glob(osp.join(osp.dirname(mmcv.__file__), '_ext*.so'))
     undefined = subprocess.run(['nm', '-D', '--undefined-only', library],
