@@ -141,10 +141,17 @@ install_mmcv_wheel() {
     "$PY" -m pip uninstall -y mmcv && pip_install "$MMCV_WHEELS"/mmcv-*.whl &&
         echo "$MMCV_BUILD" > "$MMCV_RECORD"
 }
-if mmcv_works && [ "$(cat "$MMCV_RECORD" 2>/dev/null)" = "$MMCV_BUILD" ]; then
+# An mmcv the user installed before the first `make install` (no stamp yet)
+# is theirs: kept, now and later. One an earlier version of this script
+# built without a record is rebuilt.
+MMCV_USERS="mmcv installed before make install"
+MMCV_RECORDED=$(cat "$MMCV_RECORD" 2>/dev/null || true)
+if mmcv_works && [ "$MMCV_RECORDED" = "$MMCV_BUILD" ]; then
     echo "         keeping mmcv 2.1.0 with ops, built for this torch with these flags"
-elif mmcv_works && [ ! -f "$MMCV_RECORD" ] && [ ! -f "$STAMP" ]; then
+elif mmcv_works && { [ "$MMCV_RECORDED" = "$MMCV_USERS" ] ||
+        { [ -z "$MMCV_RECORDED" ] && [ ! -f "$STAMP" ]; }; }; then
     echo "         keeping installed mmcv 2.1.0 with ops (installed before make install)"
+    echo "$MMCV_USERS" > "$MMCV_RECORD"
 else
     ls "$MMCV_WHEELS"/mmcv-*.whl >/dev/null 2>&1 ||
         step "mmcv==2.1.0 with compiled ops, built once for this torch (2 cores: ~6 min)" build_mmcv_wheel
