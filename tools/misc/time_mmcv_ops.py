@@ -17,7 +17,7 @@ import os
 import statistics
 import subprocess
 import sys
-import time
+from functools import partial
 
 
 def op_cases():
@@ -49,40 +49,37 @@ def op_cases():
     offset, mask = torch.randn(1, 18, 48, 48) * 0.5, torch.rand(1, 9, 48, 48)
     return {
         'nms':
-        lambda: ops.nms(nms_boxes, scores, 0.5),
+        partial(ops.nms, nms_boxes, scores, 0.5),
         'roi_align':
-        lambda: ops.roi_align(feats, rois, (7, 7), 1.0, 2),
+        partial(ops.roi_align, feats, rois, (7, 7), 1.0, 2),
         'box_iou_rotated':
-        lambda: ops.box_iou_rotated(rboxes[:300], rboxes[:300]),
+        partial(ops.box_iou_rotated, rboxes[:300], rboxes[:300]),
         'nms_rotated':
-        lambda: ops.nms_rotated(rboxes, scores[:800], 0.5),
+        partial(ops.nms_rotated, rboxes, scores[:800], 0.5),
         'deform_conv2d':
-        lambda: ops.deform_conv2d(x, offset, weight, 1, 1),
+        partial(ops.deform_conv2d, x, offset, weight, 1, 1),
         'modulated_deform_conv2d':
-        lambda: ops.modulated_deform_conv2d(x, offset, mask, weight, None, 1, 1
-                                            ),
+        partial(ops.modulated_deform_conv2d, x, offset, mask, weight, None, 1,
+                1),
         'roi_align_rotated':
-        lambda: ops.roi_align_rotated(feats[:1], rrois, (7, 7), 1.0, 2),
+        partial(ops.roi_align_rotated, feats[:1], rrois, (7, 7), 1.0, 2),
     }
 
 
 def time_ops(repeats: int) -> dict:
-    """Median milliseconds of each op over ``repeats`` calls, one thread."""
+    """Median milliseconds of each op over ``repeats`` calls after 2
+    untimed ones, the ops taking turns (the benchmark's timing loop), one
+    thread."""
     import mmcv
     import torch
 
+    from mmdet_yolor.analysis.benchmark import (BenchmarkSettings,
+                                                interleaved_median_ms)
+
     torch.set_num_threads(1)
-    medians = {}
     with torch.no_grad():
-        for name, call in op_cases().items():
-            for _ in range(2):
-                call()
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                call()
-                times.append(time.perf_counter() - start)
-            medians[name] = 1000 * statistics.median(times)
+        medians = interleaved_median_ms(
+            op_cases(), BenchmarkSettings(warmup=2, repeats=repeats))
     return {'mmcv': os.path.dirname(mmcv.__file__), 'ms': medians}
 
 
