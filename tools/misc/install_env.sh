@@ -129,13 +129,17 @@ print(f"python={sys.version.split()[0]} torch={torch.__version__} cuda={torch.ve
 MMCV_WHEELS="${MMCV_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmdet_yolor/mmcv-wheels}/$(echo "$MMCV_BUILD" | sha256sum | cut -c1-16)"
 MMCV_RECORD="$VENV/.mmcv-build"
 mmcv_works() { "$PY" -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2.1.0"' >/dev/null 2>&1; }
+# Built in a temporary directory and moved into the cache whole, so that a
+# failed or interrupted build leaves no wheel there.
 build_mmcv_wheel() {
-    local tmp
-    tmp=$(mktemp -d) && mkdir -p "$MMCV_WHEELS" &&
-        CFLAGS="$MMCV_CFLAGS" CXXFLAGS="$MMCV_CXXFLAGS" MMCV_WITH_OPS=1 \
-            MAX_JOBS=${MAX_JOBS:-$(nproc 2>/dev/null || echo 2)} \
-            pip_cmd wheel --no-cache-dir --no-build-isolation --no-deps -w "$tmp" "$MMCV_REQUIREMENT" &&
-        mv "$tmp"/mmcv-*.whl "$MMCV_WHEELS"/ && rm -rf "$tmp"
+    local tmp status=0
+    tmp=$(mktemp -d) && mkdir -p "$MMCV_WHEELS" || return 1
+    CFLAGS="$MMCV_CFLAGS" CXXFLAGS="$MMCV_CXXFLAGS" MMCV_WITH_OPS=1 \
+        MAX_JOBS=${MAX_JOBS:-$(nproc 2>/dev/null || echo 2)} \
+        pip_cmd wheel --no-cache-dir --no-build-isolation --no-deps -w "$tmp" "$MMCV_REQUIREMENT" &&
+        mv "$tmp"/mmcv-*.whl "$MMCV_WHEELS"/ || status=$?
+    rm -rf "$tmp"
+    return $status
 }
 install_mmcv_wheel() {
     "$PY" -m pip uninstall -y mmcv && pip_install "$MMCV_WHEELS"/mmcv-*.whl &&
