@@ -1,11 +1,14 @@
 # mmdet_yolor: `make demo` runs the main job, `make test` the test suite,
 # `make lint` the style checks (mmdet's flake8/isort/yapf, see setup.cfg).
 # demo and test install the environment (.venv/) first when needed.
+# VENV and TORCH_VERSION choose the stack (README, "Supported stacks"):
+# `TORCH_VERSION=2.1.2 VENV=.venv-torch2.1.2 make test`.
 VENV   ?= .venv
+export VENV
 PYTHON := $(VENV)/bin/python
 LINT_PATHS := mmdet_yolor configs tools tests setup.py
 
-.PHONY: install test demo lint lint-env format clean
+.PHONY: install test test-stacks demo lint lint-env format clean
 
 install:
 	@bash tools/misc/install_env.sh
@@ -15,6 +18,13 @@ install:
 # they share their module fixtures.
 test: install
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -n 2 --dist loadfile tests
+
+# The suite on each stack of the supported-stack matrix, one venv each
+# beside .venv, and a table of the results (tools/misc/test_stacks.py;
+# STACKS="2.1.2 2.13.0" for some of them). About 15 minutes a stack, plus
+# each torch's first mmcv build.
+test-stacks:
+	python3 tools/misc/test_stacks.py $(STACKS)
 
 demo: install
 	$(PYTHON) tools/demo.py $(DEMO_ARGS)

@@ -99,19 +99,19 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from .errors import InputError
+from .stack_api import (numpy_pickle_aliases, numpy_pickle_functions,
+                        safe_globals_take_names)
 
 TRUST_CHECKPOINTS_ENV = 'MMDET_YOLOR_TRUST_CHECKPOINTS'
 DISABLE_FIXES_ENV = 'MMDET_YOLOR_DISABLE_FIXES'
 
-_multiarray = (getattr(np, '_core', None) or np.core).multiarray
 # What mmengine checkpoints hold besides tensors and plain Python values:
 # the message hub's HistoryBuffers and numpy arrays and scalars.
 CHECKPOINT_SAFE_GLOBALS = [
     HistoryBuffer,
     np.ndarray,
     np.dtype,
-    _multiarray._reconstruct,
-    _multiarray.scalar,
+    *numpy_pickle_functions().values(),
     *sorted({type(np.dtype(code))
              for code in 'bBhHiIlLqQefdgFDG?'}, key=str),
 ]
@@ -140,10 +140,16 @@ def _reduce_history_buffer(buffer: HistoryBuffer) -> tuple:
 
 def _allowing_checkpoint_globals():
     """A context allowing :data:`CHECKPOINT_SAFE_GLOBALS` in weights-only
-    loads (torch >= 2.5; older torch loads everything anyway)."""
+    loads (torch >= 2.5; older torch loads everything anyway), and numpy's
+    pickle functions under the names of both numpy 1 and 2 where torch
+    takes such names (>= 2.6, the first to load weights-only by default):
+    a checkpoint written under numpy 1 (a torch 2.1 cluster) then loads
+    under numpy 2, and one written under numpy 2 under numpy 1."""
     safe_globals = getattr(torch.serialization, 'safe_globals', None)
     if safe_globals is None:
         return contextlib.nullcontext()
+    if safe_globals_take_names():
+        return safe_globals(CHECKPOINT_SAFE_GLOBALS + numpy_pickle_aliases())
     return safe_globals(CHECKPOINT_SAFE_GLOBALS)
 
 
@@ -171,14 +177,28 @@ def load_from_local(filename: str, map_location=None) -> dict:
     except pickle.UnpicklingError as error:
         if 'Unsupported global' not in str(error):
             raise _unreadable(filename) from None
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+        unsafe = _disallowed_globals(filename)
+        hint = _GETATTR_HINT if 'builtins.getattr' in unsafe else ''
         raise UnsafeCheckpointError(
             f'checkpoint {filename} holds pickled objects that are not '
-            f'safe to load ({", ".join(unsafe)}); it was probably written '
-            f'without mmdet_yolor imported. If you trust the file, set '
-            f'{TRUST_CHECKPOINTS_ENV}=1 to load it.') from None
+            f'safe to load ({", ".join(unsafe)}){hint}. If you trust the '
+            f'file, set {TRUST_CHECKPOINTS_ENV}=1 to load it.') from None
     except (RuntimeError, EOFError, ValueError):
         raise _unreadable(filename) from None
+
+
+# mmengine's HistoryBuffer pickles through ``getattr`` unless this plugin's
+# fix ``resume`` was applied when the checkpoint was written.
+_GETATTR_HINT = ('; a checkpoint with builtins.getattr was probably written '
+                 'without mmdet_yolor imported')
+
+
+def _disallowed_globals(filename: str) -> List[str]:
+    """The globals in ``filename`` that neither torch nor
+    :func:`_allowing_checkpoint_globals` allows."""
+    with _allowing_checkpoint_globals():
+        return sorted(
+            torch.serialization.get_unsafe_globals_in_checkpoint(filename))
 
 
 def _unreadable(filename: str) -> UnreadableCheckpointError:
@@ -251,7 +271,9 @@ def compile_forward_and_loss() -> None:
 
     @functools.wraps(stock)
     def _maybe_compile(self, target: str) -> None:
-        if target != 'train_step':
+        # a model without mmengine's ``_run_forward`` (not a BaseModel):
+        # compiled as stock mmengine compiles it
+        if target != 'train_step' or not hasattr(self.model, '_run_forward'):
             return stock(self, target)
         eager = self.model._run_forward
         # the stock code, options and log message, on another target

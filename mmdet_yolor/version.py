@@ -1,5 +1,6 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """Version of mmdet_yolor and the OpenMMLab versions it runs on."""
+import warnings
 from importlib import metadata
 from typing import Callable, Dict, Optional
 
@@ -7,31 +8,53 @@ from packaging.version import Version
 
 __version__ = '0.1.0'
 
-# Half-open ranges [minimum, maximum) of the OpenMMLab stack. mmdet 3.3.0
-# itself refuses mmcv >= 2.2.0; the compat fixes target mmengine 0.10.
+# Half-open ranges [minimum, maximum) of the OpenMMLab stack that import:
+# mmdet 3.3.0 itself refuses mmcv >= 2.2.0; the compat fixes target
+# mmengine 0.10. Outside them importing mmdet_yolor fails.
 REQUIRED_VERSIONS = {
     'mmcv': ('2.0.0rc4', '2.2.0'),
     'mmengine': ('0.10.0', '1.0.0'),
     'mmdet': ('3.0.0', '3.4.0'),
 }
+# Closed ranges [oldest, newest] that the supported-stack matrix ran
+# (README, "Supported stacks"); a version inside REQUIRED_VERSIONS but not
+# here imports with a one-line warning.
+TESTED_VERSIONS = {
+    'mmcv': ('2.1.0', '2.1.0'),
+    'mmengine': ('0.10.4', '0.10.7'),
+    'mmdet': ('3.2.0', '3.3.0'),
+}
+# mmengine < 0.10.6 registers torch's optimizers and an ``Adafactor`` of its
+# own, and fails at import ("Adafactor is already registered") once torch
+# has ``torch.optim.Adafactor`` (torch >= 2.5).
+MMENGINE_WITH_ADAFACTOR = '0.10.6'
+
+
+class UntestedVersionWarning(UserWarning):
+    """An OpenMMLab package of a version the matrix did not run."""
 
 
 def check_versions(
-        installed: Optional[Callable[[str], str]] = None) -> Dict[str, str]:
+        installed: Optional[Callable[[str], str]] = None,
+        torch_has_adafactor: Optional[bool] = None) -> Dict[str, str]:
     """Check that the installed mmcv, mmengine and mmdet fit
-    :data:`REQUIRED_VERSIONS`, without importing them.
+    :data:`REQUIRED_VERSIONS`, without importing them; warn in one line
+    about each outside :data:`TESTED_VERSIONS`.
 
     Args:
         installed (callable, optional): Maps a distribution name to its
             installed version; raises ``PackageNotFoundError`` if absent.
             Defaults to :func:`importlib.metadata.version`.
+        torch_has_adafactor (bool, optional): Whether torch has
+            ``torch.optim.Adafactor``; found out when not given.
 
     Returns:
         dict: The installed version of each package.
 
     Raises:
         ImportError: Naming the package, the installed and the required
-            versions and how to fix it.
+            versions and how to fix it; also for a known-broken pair
+            (mmengine < 0.10.6 beside a torch with ``optim.Adafactor``).
     """
     installed = installed or metadata.version
     versions = {}
@@ -50,4 +73,23 @@ def check_versions(
                 f'compatible version (mmcv 2.1.0, mmengine 0.10.7, mmdet '
                 f'3.3.0 are tested).')
         versions[package] = version
+    if Version(versions['mmengine']) < Version(MMENGINE_WITH_ADAFACTOR):
+        if torch_has_adafactor is None:
+            import torch
+            torch_has_adafactor = hasattr(torch.optim, 'Adafactor')
+        if torch_has_adafactor:
+            raise ImportError(
+                f'mmengine {versions["mmengine"]} fails to import beside '
+                f'this torch, which has its own optim.Adafactor ("Adafactor '
+                f'is already registered"): install mmengine>='
+                f'{MMENGINE_WITH_ADAFACTOR} (pip install mmengine==0.10.7).')
+    for package, (oldest, newest) in TESTED_VERSIONS.items():
+        if not Version(oldest) <= Version(
+                versions[package]) <= Version(newest):
+            warnings.warn(
+                f'mmdet_yolor {__version__} was tested with {package} '
+                f'{oldest}-{newest}, not {versions[package]} (README, '
+                f'"Supported stacks").',
+                UntestedVersionWarning,
+                stacklevel=2)
     return versions

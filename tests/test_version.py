@@ -1,11 +1,13 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 import subprocess
 import sys
+import warnings
 from importlib import metadata
 
 import pytest
 
-from mmdet_yolor.version import check_versions
+from mmdet_yolor.version import (TESTED_VERSIONS, UntestedVersionWarning,
+                                 check_versions)
 
 
 def fake_installed(**versions):
@@ -65,3 +67,33 @@ def test_import_fails_with_the_message(tmp_path):
         'ImportError: mmdet_yolor 0.1.0 needs mmdet>=3.0.0,<3.4.0 but mmdet '
         '2.28.2 is installed. Run `make install`, or install a compatible '
         'version (mmcv 2.1.0, mmengine 0.10.7, mmdet 3.3.0 are tested).')
+
+
+def test_untested_version_warns_in_one_line():
+    with pytest.warns(UntestedVersionWarning) as record:
+        versions = check_versions(fake_installed(mmdet='3.1.0'))
+    assert versions['mmdet'] == '3.1.0'
+    message, = [str(warning.message) for warning in record]
+    assert message == ('mmdet_yolor 0.1.0 was tested with mmdet 3.2.0-3.3.0, '
+                       'not 3.1.0 (README, "Supported stacks").')
+
+
+def test_tested_versions_import_without_warning():
+    oldest = {name: low for name, (low, _) in TESTED_VERSIONS.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', UntestedVersionWarning)
+        check_versions(fake_installed(**oldest), torch_has_adafactor=False)
+
+
+def test_old_mmengine_beside_a_torch_with_adafactor_is_refused():
+    with pytest.raises(ImportError) as error:
+        check_versions(
+            fake_installed(mmengine='0.10.4'), torch_has_adafactor=True)
+    message = str(error.value)
+    assert '\n' not in message
+    assert message.startswith('mmengine 0.10.4 fails to import beside this '
+                              'torch')
+    assert 'install mmengine>=0.10.6' in message
+    # the same mmengine beside a torch without it is fine
+    check_versions(
+        fake_installed(mmengine='0.10.4'), torch_has_adafactor=False)

@@ -18,8 +18,7 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 from torch._dynamo.utils import counters
 
-# The logger of dynamo's ``recompiles`` artifact (torch._dynamo.guards).
-RECOMPILES_LOGGER = 'torch._dynamo.guards.__recompiles'
+from ..stack_api import recompiles_loggers
 
 
 @dataclass
@@ -56,15 +55,18 @@ class _Counter(logging.Handler):
 def _recompiles_counted() -> Iterator[_Counter]:
     """Count dynamo's recompilations while the block runs."""
     counter = _Counter()
-    logger = logging.getLogger(RECOMPILES_LOGGER)
+    loggers = recompiles_loggers()
     torch._logging.set_logs(recompiles=True)
-    logger.addHandler(counter)
-    propagate, logger.propagate = logger.propagate, False
+    propagates = [logger.propagate for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(counter)
+        logger.propagate = False
     try:
         yield counter
     finally:
-        logger.removeHandler(counter)
-        logger.propagate = propagate
+        for logger, propagate in zip(loggers, propagates):
+            logger.removeHandler(counter)
+            logger.propagate = propagate
         torch._logging.set_logs()
 
 

@@ -15,7 +15,8 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import torch
 from mmdet.models.dense_heads import EmbeddingRPNHead
 from torch import Tensor, nn
-from torch.utils._pytree import tree_leaves
+
+from ..stack_api import tree_leaves
 
 
 @contextmanager

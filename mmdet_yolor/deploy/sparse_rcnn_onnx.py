@@ -47,6 +47,7 @@ from mmengine.config import Config
 from torch import Tensor, nn
 from torch.onnx.operators import shape_as_tensor
 
+from ..stack_api import onnx_torchscript_exporter
 from .onnx_export import DeployError, TracedRun, preprocess
 
 DETECTOR = 'SparseRCNN'
@@ -354,7 +355,7 @@ def export_sparse_rcnn(model: nn.Module, model_cfg: Config, deploy_cfg: Config,
         torch.onnx.export(
             SparseRCNNEnd2End(model).eval(), (inputs, ),
             onnx_file,
-            dynamo=False,
+            **onnx_torchscript_exporter(),
             opset_version=onnx_cfg.opset_version,
             input_names=onnx_cfg.input_names,
             output_names=onnx_cfg.output_names,

@@ -27,6 +27,7 @@ from mmdet_yolor.deploy.verify import (OpComparison, ParityChecker,
                                        generated_images, match_detections)
 from mmdet_yolor.models.layers import BaseImplicit
 from mmdet_yolor.package_data import get_config
+from mmdet_yolor.stack_api import onnx_torchscript_exporter
 from mmdet_yolor.testing import (randomise_implicits, spread_head_weights,
                                  spread_sparse_rcnn)
 
@@ -315,7 +316,7 @@ def test_op_counts_ignore_aliases_of_equal_parameters(tmp_path):
     for conv in model:
         nn.init.zeros_(conv.bias)
     path = str(tmp_path / 'model.onnx')
-    torch.onnx.export(
-        model.eval(), torch.zeros(1, 3, 4, 4), path, dynamo=False)
+    torch.onnx.export(model.eval(), torch.zeros(1, 3, 4, 4), path,
+                      **onnx_torchscript_exporter())
     assert 'Identity' in {n.op_type for n in onnx.load(path).graph.node}
     assert graph_op_counts(path) == {'Conv': 2}

@@ -6,10 +6,10 @@ import torch
 from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
 from mmengine.hub import get_config as get_mmdet_config
-from torch.utils._pytree import tree_leaves
 
 from mmdet_yolor import yolorize
 from mmdet_yolor.package_data import SEED_CONFIGS, get_config
+from mmdet_yolor.stack_api import tree_leaves
 from mmdet_yolor.testing import shrink_backbone
 
 IMAGE_SHAPES = [(3, 96, 128), (3, 128, 96)]

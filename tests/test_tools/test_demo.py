@@ -6,11 +6,11 @@ import torch
 from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
-from torch.utils._pytree import tree_leaves
 
 from mmdet_yolor import yolorize
 from mmdet_yolor.demo import DEMO_CONFIGS, DemoSettings, run_config
 from mmdet_yolor.package_data import CONFIGS_ROOT
+from mmdet_yolor.stack_api import tree_leaves
 
 
 def test_yolor_demo_configs_equal_yolorized_baselines():

@@ -11,9 +11,9 @@ import sys
 import torch
 from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
-from torch.utils._pytree import tree_leaves
 
 from mmdet_yolor.compat import load_from_local
+from mmdet_yolor.stack_api import tree_leaves
 
 TRAIN = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..', 'tools',

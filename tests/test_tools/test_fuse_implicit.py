@@ -7,9 +7,9 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
-from torch.utils._pytree import tree_leaves
 
 from mmdet_yolor import yolorize
+from mmdet_yolor.stack_api import tree_leaves
 
 # Outputs of a model on a fixed normalised input, computed in a process that
 # cannot import mmdet_yolor.

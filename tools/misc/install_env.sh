@@ -14,6 +14,9 @@
 #   TORCH_VERSION  torch installed when the venv has none (default: 2.13.0).
 #                  GPU users install their CUDA torch into the venv first
 #                  (see README, "GPU install"); an existing torch is kept.
+#   MMENGINE_VERSION, MMDET_VERSION  other versions of these pure-Python
+#                  packages than requirements/mminstall.txt pins (the
+#                  supported-stack matrix runs mmengine 0.10.4, mmdet 3.2.0).
 #   FORCE_CUDA=1   compile mmcv's CUDA ops even if torch sees no GPU.
 #   MAX_JOBS       parallel compile jobs for mmcv (default: number of cores).
 #   CFLAGS, CXXFLAGS  mmcv's compile flags (default: Python's), -g0 added.
@@ -44,9 +47,15 @@ command -v "${CXX:-g++}" >/dev/null 2>&1 || command -v c++ >/dev/null 2>&1 ||
 "$PYTHON" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' ||
     die "the Python development headers are missing; install them (Debian/Ubuntu: apt install python3-dev)."
 
+# The pinned versions unless MMENGINE_VERSION/MMDET_VERSION say otherwise.
+MMENGINE_REQUIREMENT=${MMENGINE_VERSION:+mmengine==$MMENGINE_VERSION}
+MMENGINE_REQUIREMENT=${MMENGINE_REQUIREMENT:-$(grep mmengine requirements/mminstall.txt)}
+MMDET_REQUIREMENT=${MMDET_VERSION:+mmdet==$MMDET_VERSION}
+MMDET_REQUIREMENT=${MMDET_REQUIREMENT:-$(grep mmdet requirements/mminstall.txt)}
+
 stamp_value() {
     cat requirements/*.txt setup.py tools/misc/install_env.sh | sha256sum | cut -d' ' -f1
-    echo "torch=$TORCH_VERSION force_cuda=${FORCE_CUDA:-0} torchvision_index=${TORCHVISION_INDEX_URL:-}"
+    echo "torch=$TORCH_VERSION $MMENGINE_REQUIREMENT $MMDET_REQUIREMENT force_cuda=${FORCE_CUDA:-0} torchvision_index=${TORCHVISION_INDEX_URL:-}"
 }
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] && [ -e mmdet_yolor/.mim/configs ]; then
@@ -81,8 +90,26 @@ if "$PY" -c 'import torch' >/dev/null 2>&1; then
 else
     step "torch==$TORCH_VERSION" pip_install "torch==$TORCH_VERSION"
 fi
+# (torch's own version, not torch.__version__: PyPI's CUDA builds report
+# 2.1.2+cu121, which no requirement on torch==2.1.2 matches; stderr: torch
+# without numpy warns)
+TORCH_INSTALLED=$("$PY" -c 'from importlib.metadata import version; print(version("torch"))')
+# numpy and opencv by what this torch supports: torch < 2.3 was built for
+# numpy 1 (beside numpy 2 `torch.from_numpy` raises "Numpy is not
+# available"), and opencv-python >= 4.11 requires numpy 2, so such a torch
+# gets numpy < 2 and opencv-python 4.10 (built for both). Every later pip
+# call keeps to these constraints; the import check below proves the pair.
+CONSTRAINTS="$VENV/stack-constraints.txt"
+if "$PY" -c 'import re, sys, torch
+sys.exit(tuple(map(int, re.match(r"(\d+)\.(\d+)", torch.__version__).groups())) >= (2, 3))' 2>/dev/null; then
+    printf 'numpy<2\nopencv-python==4.10.0.84\n' > "$CONSTRAINTS"
+    echo "         torch $TORCH_INSTALLED was built for numpy 1: numpy<2, opencv-python 4.10"
+else
+    : > "$CONSTRAINTS"
+fi
+pip_install() { pip_cmd install -c "$CONSTRAINTS" "$@"; }
 step "mmengine, numpy, pycocotools, matplotlib, pytest, scikit-learn, scikit-image" \
-    pip_install "$(grep mmengine requirements/mminstall.txt)" -r requirements/runtime.txt \
+    pip_install "$MMENGINE_REQUIREMENT" -r requirements/runtime.txt \
     -r requirements/tests.txt -r requirements/optional.txt
 
 # torchvision must match torch: pip's resolver picks the version for the
@@ -92,7 +119,6 @@ step "mmengine, numpy, pycocotools, matplotlib, pytest, scikit-learn, scikit-ima
 torchvision_check() {
     "$PY" -c 'import torch, torchvision; torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)' 2>&1
 }
-TORCH_INSTALLED=$("$PY" -c 'import torch; print(torch.__version__)')
 if torchvision_check >/dev/null; then
     echo "         keeping installed torchvision $("$PY" -c 'import torchvision; print(torchvision.__version__)')"
 else
@@ -161,7 +187,7 @@ else
         step "mmcv==2.1.0 with compiled ops, built once for this torch (2 cores: ~6 min)" build_mmcv_wheel
     step "mmcv==2.1.0 (wheel in $MMCV_WHEELS)" install_mmcv_wheel
 fi
-step "mmdet==3.3.0" pip_install "$(grep mmdet requirements/mminstall.txt)"
+step "$MMDET_REQUIREMENT" pip_install "$MMDET_REQUIREMENT"
 # mmdeploy's ONNX export and ONNX Runtime backend (requirements/deploy.txt):
 # pip resolves them beside the stack without changing torch, numpy or mmcv.
 step "mmdeploy, onnx, onnxruntime (deploy.txt)" \
@@ -170,7 +196,9 @@ step "mmdet_yolor (editable)" pip_install --no-build-isolation --no-deps --no-us
 # From / (a subshell), so that the repository is not on sys.path: this checks
 # the install, including that mmengine finds the `mmdet_yolor::` configs.
 check_install() (
-    cd / && "$PY" -c 'import mmdet_yolor, mmcv.ops
+    cd / && "$PY" -c 'import numpy, torch
+torch.from_numpy(numpy.zeros(1))
+import mmdet_yolor, mmcv.ops
 from mmengine.hub import get_config
 get_config("mmdet_yolor::fcos/fcos-yolor_r50-caffe_fpn_gn-head_1x_coco.py")'
 )

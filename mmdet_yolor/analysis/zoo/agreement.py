@@ -8,8 +8,8 @@ import torch
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
-from torch.utils._pytree import tree_leaves
 
+from ...stack_api import tree_leaves
 from .inputs import eval_batch
 
 # Share of the predictions (and proposals) folding must keep: float rounding
