@@ -26,6 +26,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from torch._dynamo.utils import counters
 
 from mmdet_yolor import compat
+from mmdet_yolor.analysis.compiling import count_compilation
 from mmdet_yolor.stack_api import loads_weights_only_by_default
 
 
@@ -278,20 +279,23 @@ STOCK_STATE = textwrap.dedent("""
     from mmengine.runner.checkpoint import CheckpointLoader
     from mmdet.models.dense_heads import SSDHead
     import mmdet_yolor
+    from mmdet.models.utils.misc import multi_apply
     print(CheckpointLoader._schemes[''].__module__.split('.')[0],
           registry_utils.backends['local'].__module__.split('.')[0],
           HistoryBuffer in copyreg.dispatch_table,
           hasattr(SSDHead, 'loss_cls'),
-          hasattr(Runner._maybe_compile, '__wrapped__'))
+          hasattr(Runner._maybe_compile, '__wrapped__'),
+          multi_apply.__code__.co_filename == mmdet_yolor.compat.__file__)
 """)
 
 
 # (the default, every fix applied, is what this process shows)
 @pytest.mark.parametrize('disabled,expected', [
-    ('all', 'mmengine mmengine False False False'),
-    ('resume', 'mmengine mmdet_yolor False True True'),
-    ('atomic_checkpoints', 'mmdet_yolor mmengine True True True'),
-    ('ssd_predict,compile', 'mmdet_yolor mmdet_yolor True False False'),
+    ('all', 'mmengine mmengine False False False False'),
+    ('resume', 'mmengine mmdet_yolor False True True True'),
+    ('atomic_checkpoints', 'mmdet_yolor mmengine True True True True'),
+    ('ssd_predict,compile', 'mmdet_yolor mmdet_yolor True False False True'),
+    ('multi_apply', 'mmdet_yolor mmdet_yolor True True True False'),
 ])
 def test_fixes_can_be_disabled(disabled, expected):
     env = dict(os.environ, **{compat.DISABLE_FIXES_ENV: disabled})
@@ -409,3 +413,24 @@ def test_compile_of_a_model_without_run_forward_is_stock():
     torch._dynamo.reset()
     assert model.train_step(torch.ones(2), None)['loss'] == 2
     torch._dynamo.reset()
+
+
+def test_multi_apply_runs_levels_as_stock_and_compiles_whole():
+    from mmdet.models.utils import multi_apply
+    from mmdet.models.utils.misc import multi_apply as misc_multi_apply
+    assert multi_apply is misc_multi_apply  # the same function, patched
+    assert multi_apply.__name__ == 'multi_apply'
+
+    def level(x, scale, offset=0):
+        return x * scale + offset, scale
+
+    features = [torch.ones(2) * i for i in range(3)]
+    scales = [1.0, 2.0, 3.0]
+    outputs, used = multi_apply(level, features, scales, offset=1)
+    assert used == scales
+    assert [o.tolist() for o in outputs] == [[1, 1], [3, 3], [7, 7]]
+    # stock multi_apply's map() over two iterables broke the graph on torch
+    # < 2.3; over zip every torch captures it whole
+    counts = count_compilation(lambda *xs: multi_apply(level, xs, scales)[0],
+                               *features)
+    assert (counts.frames, counts.graph_breaks, counts.recompiles) == (1, 0, 0)

@@ -19,6 +19,16 @@ The generated classes are not importable by name, so every mixin derives
 from :class:`YOLORMixin`, whose ``__reduce_ex__`` rebuilds the class from its
 mixin and base: models pickle, ``torch.save`` and ``copy.deepcopy`` (EMA).
 
+A generated class names its base in :data:`WRAPPED_TYPE`, and the mixins'
+forward paths call the wrapped type's methods through it
+(``self.yolor_wrapped_type.forward(self, ...)``) rather than with
+zero-argument ``super()``: torch 2.1's dynamo guards the defaults of a
+method reached by ``super()`` from a class-swapped module through a wrong
+source (``super(<method>.__class__, obj)``) and fails to compile mmcv's
+``ConvModule`` wrapped so (``InternalTorchDynamoError: super(type, obj)``).
+One YOLOR mixin per module, so the wrapped type is the next class with the
+method.
+
 The registered wrappers (``YOLORNeck``, ``YOLORBackbone``, ``YOLORHead``)
 are mixins too: building one returns the wrapped module as an instance of
 ``YOLOR<Type>(<Wrapper>, <Type>)`` (:class:`YOLORWrapper`), the keys of
@@ -35,11 +45,18 @@ from torch import nn
 from ..errors import InputError
 
 _SUBCLASSES: Dict[Tuple[type, type], type] = {}
+# The class attribute of a generated ``YOLOR<Type>`` naming ``<Type>``.
+WRAPPED_TYPE = 'yolor_wrapped_type'
 
 
 class YOLORMixin:
     """Base of the mixins: makes the generated ``YOLOR<Type>`` classes
-    picklable."""
+    picklable.
+
+    Attributes:
+        yolor_wrapped_type (type): The type a generated class was made from
+            (:data:`WRAPPED_TYPE`), whose methods the mixin's call.
+    """
 
     def __reduce_ex__(self, protocol):
         mixin, base = type(self).__bases__
@@ -153,15 +170,21 @@ def resolve_type(cfg: dict, wrapper: str) -> type:
 
 
 def subclass_with_mixin(base: type, mixin: Type[YOLORMixin]) -> type:
-    """Return the cached class ``YOLOR<base>(mixin, base)``."""
-    if issubclass(base, mixin):
-        raise TypeError(f'{base.__name__} has {mixin.__name__} already')
+    """Return the cached class ``YOLOR<base>(mixin, base)``.
+
+    Raises:
+        TypeError: If ``base`` has a YOLOR mixin already (one a module).
+    """
+    if issubclass(base, YOLORMixin):
+        raise TypeError(f'{base.__name__} has a YOLOR mixin already; '
+                        f'{mixin.__name__} cannot be mixed in too')
     key = (mixin, base)
     if key not in _SUBCLASSES:
         _SUBCLASSES[key] = type(
             f'YOLOR{base.__name__}', (mixin, base), {
                 '__module__': mixin.__module__,
                 '__doc__': f'{base.__name__} with {mixin.__name__} mixed in.',
+                WRAPPED_TYPE: base,
             })
     return _SUBCLASSES[key]
 
@@ -190,5 +213,4 @@ def unmix(module: nn.Module) -> nn.Module:
 def wrapped_type(module: nn.Module) -> type:
     """The mmdet type of ``module``: the type a ``YOLOR<Type>`` was made
     from (``FPN`` for a ``YOLORFPN``), or the type of a plain module."""
-    return next(
-        cls for cls in type(module).__mro__ if not issubclass(cls, YOLORMixin))
+    return getattr(type(module), WRAPPED_TYPE, type(module))

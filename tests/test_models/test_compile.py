@@ -69,7 +69,8 @@ def tensor_forward(model, data):
 @functools.lru_cache(maxsize=1)
 def baseline(name: str):
     """(config, model, preprocessed batch, the baseline's counts) of a
-    detector; the tests of one detector run in a row and share it."""
+    detector, or why it does not compile in place of the counts; the tests
+    of one detector run in a row and share it."""
     cfg = load_config(name)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
@@ -82,7 +83,11 @@ def baseline(name: str):
         num_classes=2,
         with_mask=True)
     data = model.data_preprocessor(packed, False)
-    counts = count_compilation(tensor_forward(model, data), data['inputs'])
+    try:
+        counts = count_compilation(tensor_forward(model, data), data['inputs'])
+    except Exception as error:  # the stack's dynamo cannot compile mmdet's
+        first_line = str(error).strip().splitlines()[0]
+        return cfg, model, data, f'{type(error).__name__}: {first_line}'
     return cfg, model, data, counts
 
 
@@ -92,6 +97,10 @@ def baseline(name: str):
                           for form in forms])
 def test_yolor_compiles_like_its_baseline(name, form):
     cfg, plain, data, expected = baseline(name)
+    if isinstance(expected, str):
+        # the promise is YOLOR compiles wherever its baseline does
+        pytest.skip(f'mmdet\'s {name} does not compile on torch '
+                    f'{torch.__version__} ({expected})')
     yolor_cfg = yolorize(
         cfg,
         implicit_cfg=dict(init='identity'),

@@ -136,10 +136,12 @@ class FeatureAlignmentMixin(FoldableMixin):
         reset_implicits(self)
 
     def forward(self, *args, **kwargs):
-        outs = super().forward(*args, **kwargs)
-        alignment = self._modules.get(ALIGNMENT_ATTRIBUTE)
-        if alignment is None:  # placement='output_convs'
+        outs = self.yolor_wrapped_type.forward(self, *args, **kwargs)
+        # `in`, not _modules.get(): torch 2.1's dynamo breaks the graph on
+        # get() of a module's _modules
+        if ALIGNMENT_ATTRIBUTE not in self._modules:  # 'output_convs'
             return outs
+        alignment = self._modules[ALIGNMENT_ATTRIBUTE]
         if isinstance(outs, Tensor):
             return alignment[0](outs)
         if len(outs) != len(alignment):
@@ -187,7 +189,8 @@ class OutputConvAlignmentMixin(FoldableMixin):
     (``placement='output_convs'``): ``y -> implicit_alignment(y)``."""
 
     def forward(self, *args, **kwargs):
-        return self.implicit_alignment(super().forward(*args, **kwargs))
+        return self.implicit_alignment(
+            self.yolor_wrapped_type.forward(self, *args, **kwargs))
 
     def implicit_sites(self) -> List[ImplicitSite]:
         return [
