@@ -8,7 +8,7 @@ export VENV
 PYTHON := $(VENV)/bin/python
 LINT_PATHS := mmdet_yolor configs tools tests setup.py
 
-.PHONY: install test test-stacks demo lint lint-env format clean
+.PHONY: install test test-quick test-stacks demo lint lint-env format clean
 
 install:
 	@bash tools/misc/install_env.sh
@@ -18,6 +18,10 @@ install:
 # they share their module fixtures.
 test: install
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -n 2 --dist loadfile tests
+
+# The inner loop, without the slow tests; `make test` (what CI runs) runs all.
+test-quick: install
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -n 2 --dist loadfile -m "not slow" tests
 
 # The suite on each stack of the supported-stack matrix, one venv each
 # beside .venv, and a table of the results (tools/misc/test_stacks.py;

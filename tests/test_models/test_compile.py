@@ -91,6 +91,8 @@ def baseline(name: str):
     return cfg, model, data, counts
 
 
+# slow: dynamo traces 22 detector forms; YOLOR compiles as its baselines
+@pytest.mark.slow
 @pytest.mark.parametrize('name,form',
                          [(name, form)
                           for name, (_, forms) in DETECTORS.items()

@@ -27,6 +27,8 @@ def test_shorter_schedule_validates_every_epoch():
     assert cfg.train_cfg.val_interval == 1
 
 
+# slow: data, two trainings, evaluation, plots; `make demo` end to end
+@pytest.mark.slow
 def test_short_demo_end_to_end(run_tool, tmp_path):
     result = run_tool(
         'demo.py',

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import torch
 from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
@@ -45,6 +46,8 @@ def losses(work_dir):
     return values
 
 
+# slow: three trainings; only check that a mid-epoch kill resumes exactly
+@pytest.mark.slow
 def test_killed_mid_epoch_resumes_to_the_same_weights(tiny_config, run_tool,
                                                       tmp_path):
     # random flips in the pipeline: the resumed run must draw the same ones
@@ -119,6 +122,8 @@ def final_loss(config, checkpoint):
 DISTRIBUTED_TOLERANCE = 1e-3
 
 
+# slow: 1- and 2-process trainings; the only check that CPU DDP trains as 1
+@pytest.mark.slow
 def test_two_cpu_processes_train_as_one(tiny_config, run_tool, tmp_path):
     # GN instead of BN: per-process batch statistics would differ
     single = tiny_config('single.py', max_epochs=2, batch_size=4, norm='GN')

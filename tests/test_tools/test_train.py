@@ -97,6 +97,8 @@ def logged_losses(work_dir):
     return [record['loss'] for record in records if 'loss' in record]
 
 
+# slow: inductor compiles a training (~217 s); the only check of its numerics
+@pytest.mark.slow
 def test_compile_true_trains_the_yolor_form(tiny_config, run_tool, tmp_path):
     # stock mmengine compiles the optimizer step too, and dynamo dies in
     # torch/optim; the compat fix compiles forward and loss (inductor)
