@@ -20,7 +20,9 @@ keep the stock behaviour, e.g. in a codebase that imports only the layers.
    protection, so the fix instead (a) pickles ``HistoryBuffer`` from its
    arrays alone (stock mmengine reads those pickles too) and (b) loads local
    checkpoints as mmengine does, with torch's default ``weights_only`` but
-   ``HistoryBuffer`` and numpy's array types allowed. A checkpoint that still
+   ``HistoryBuffer`` and numpy's array types allowed, the latter under the
+   names of numpy 1 and 2 (a checkpoint written on a numpy-1 stack loads on
+   a numpy-2 one and back). A checkpoint that still
    holds other objects (one written without this plugin imported) is refused
    with a message naming ``MMDET_YOLOR_TRUST_CHECKPOINTS=1``, which loads it
    with full unpickling; an unreadable one with one line saying so.
@@ -47,15 +49,7 @@ keep the stock behaviour, e.g. in a codebase that imports only the layers.
    loss, with the config's ``compile`` options) and uses the compiled one
    in ``mode='loss'`` only: the optimizer step, validation and testing run
    eagerly, as stock mmengine runs validation and testing.
-5. Multi-process training without CUDA (:func:`setup_distributed`, called
-   by the tools for each run, not at import). mmengine's ``init_dist`` calls
-   ``torch.cuda.set_device`` and its DDP wrapper passes CUDA
-   ``device_ids``. On a machine without CUDA the fix starts the process
-   group on gloo itself (mmengine then skips ``init_dist``) and builds DDP
-   with ``device_ids=None``. With CUDA nothing changes: nccl, one process
-   per GPU.
-
-6. ``multi_apply``: mmdet's dense heads compile in one graph on torch
+5. ``multi_apply``: mmdet's dense heads compile in one graph on torch
    2.1-2.2 (:func:`trace_multi_apply`). mmdet's ``multi_apply`` runs a
    head's levels with ``map(func, *args)``, and dynamo before torch 2.3
    cannot trace ``map`` over several iterables (``incorrect arg count ...
@@ -67,6 +61,13 @@ keep the stock behaviour, e.g. in a codebase that imports only the layers.
    results), which every torch traces: FCOS, ATSS and RetinaNet compile to
    one frame, with or without YOLOR. It swaps the function's code in place,
    so the modules that imported ``multi_apply`` by name get it too.
+6. Multi-process training without CUDA (:func:`setup_distributed`, called
+   by the tools for each run, not at import). mmengine's ``init_dist`` calls
+   ``torch.cuda.set_device`` and its DDP wrapper passes CUDA
+   ``device_ids``. On a machine without CUDA the fix starts the process
+   group on gloo itself (mmengine then skips ``init_dist``) and builds DDP
+   with ``device_ids=None``. With CUDA nothing changes: nccl, one process
+   per GPU.
 
 The mmdeploy fixes (:data:`DEPLOY_FIXES`, tests/test_compat_deploy.py) are
 applied by :func:`apply_deploy_fixes` when the deploy code first uses
@@ -380,7 +381,7 @@ def _apply(fixes: Dict[str, Callable[[], None]]) -> List[str]:
 
 def end_distributed() -> None:
     """Shut the process group down once a run has finished (part of fix
-    5). Left to interpreter exit, gloo's threads can abort a process whose
+    6). Left to interpreter exit, gloo's threads can abort a process whose
     run succeeded ("terminate called without an active exception"); torch
     asks for ``destroy_process_group`` before exit. Does nothing in a
     single-process run."""
@@ -389,7 +390,7 @@ def end_distributed() -> None:
 
 
 def setup_distributed(cfg: Config) -> None:
-    """Prepare a multi-process run on a machine without CUDA (fix 5).
+    """Prepare a multi-process run on a machine without CUDA (fix 6).
 
     With ``cfg.launcher == 'pytorch'`` (torchrun, ``tools/dist_train.sh``)
     and no CUDA device, start the default process group on gloo and build
@@ -424,7 +425,7 @@ def setup_distributed(cfg: Config) -> None:
 
 
 def _torchscript_export(*args, **kwargs):
-    """mmdeploy's rewrite of ``torch.onnx.export`` (fix 6): the TorchScript
+    """mmdeploy's rewrite of ``torch.onnx.export`` (fix 7): the TorchScript
     exporter unless the caller chose one."""
     from mmdeploy.core import FUNCTION_REWRITER
     kwargs.setdefault('dynamo', False)

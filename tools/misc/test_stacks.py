@@ -5,9 +5,10 @@ a table (``make test-stacks``; README, "Supported stacks").
 For each stack, ``tools/misc/install_env.sh`` makes its venv beside
 ``.venv`` (``.venv-torch2.1.2``; the default torch uses ``.venv`` itself),
 choosing numpy and opencv for that torch; then, as a user installing the
-plugin into an environment of their own would, ``pip install -e .`` runs
-in it and must change no installed package (``pip freeze`` before and
-after); then the whole suite runs there as ``make test`` runs it. Logs go
+plugin into an environment of their own would, ``pip install -e .`` and
+``pip install .`` run in it and must change no installed package (``pip
+freeze`` before and after); then the whole suite runs there as ``make
+test`` runs it. Logs go
 to ``work_dirs/test_stacks/<venv>.log``, the table to
 ``work_dirs/test_stacks/results.md``.
 
@@ -114,26 +115,31 @@ def freeze(stack: Stack) -> List[str]:
         capture_output=True,
         text=True,
         check=True).stdout
-    return [line for line in output.splitlines() if 'mmdet_yolor' not in line]
+    return [
+        line for line in output.splitlines()
+        if 'mmdet_yolor' not in line.lower().replace('-', '_')
+    ]
 
 
 def own_env_install(stack: Stack, log) -> List[str]:
-    """``pip install -e .`` into the stack's environment as a user would;
-    return the lines of ``pip freeze`` it changed. Then the editable
-    install of ``make install`` (a ``setup.py develop`` one) is put back."""
+    """``pip install -e .``, then ``pip install .``, into the stack's
+    environment as a user would; return the lines of ``pip freeze`` they
+    changed (or what failed). Then the editable install of ``make
+    install`` (a ``setup.py develop`` one) is put back."""
     before = freeze(stack)
     pip = [python_of(stack), '-m', 'pip', '--disable-pip-version-check']
-    if run_logged(pip + ['install', '-e', '.'], stack.environment(), log):
-        return ['`pip install -e .` failed (see the log)']
+    problems = []
+    for install in (['install', '-e', '.'], ['install', '.']):
+        if run_logged(pip + install, stack.environment(), log):
+            problems.append(f'`pip {" ".join(install)}` failed (see the log)')
     after = freeze(stack)
-    restored = run_logged(
-        pip + [
-            'install', '--no-build-isolation', '--no-deps', '--no-use-pep517',
-            '-e', '.'
-        ], stack.environment(), log)
-    changes = sorted(set(before) ^ set(after))
-    return changes + ['restoring make install\'s install failed'
-                      ] * bool(restored)
+    restore = [
+        'install', '--no-build-isolation', '--no-deps', '--no-use-pep517',
+        '-e', '.'
+    ]
+    if run_logged(pip + restore, stack.environment(), log):
+        problems.append("restoring make install's install failed")
+    return sorted(set(before) ^ set(after)) + problems
 
 
 def pytest_summary(output: str) -> Dict[str, int]:
