@@ -99,6 +99,7 @@ import os
 import pickle
 import stat
 import uuid
+import warnings
 from functools import partial
 from typing import Callable, Dict, List
 
@@ -188,7 +189,11 @@ def load_from_local(filename: str, map_location=None) -> dict:
         return torch.load(
             filename, map_location=map_location, weights_only=False)
     try:
-        with _allowing_checkpoint_globals():
+        with _allowing_checkpoint_globals(), warnings.catch_warnings():
+            # torch 2.4-2.5 warn that weights_only will default to True:
+            # this loader is ready for it (torch >= 2.6 loads so)
+            warnings.filterwarnings(
+                'ignore', message='.*weights_only', category=FutureWarning)
             return torch.load(filename, map_location=map_location)
     except pickle.UnpicklingError as error:
         if 'Unsupported global' not in str(error):

@@ -19,15 +19,18 @@ The generated classes are not importable by name, so every mixin derives
 from :class:`YOLORMixin`, whose ``__reduce_ex__`` rebuilds the class from its
 mixin and base: models pickle, ``torch.save`` and ``copy.deepcopy`` (EMA).
 
-A generated class names its base in :data:`WRAPPED_TYPE`, and the mixins'
-forward paths call the wrapped type's methods through it
-(``self.yolor_wrapped_type.forward(self, ...)``) rather than with
-zero-argument ``super()``: torch 2.1's dynamo guards the defaults of a
-method reached by ``super()`` from a class-swapped module through a wrong
-source (``super(<method>.__class__, obj)``) and fails to compile mmcv's
-``ConvModule`` wrapped so (``InternalTorchDynamoError: super(type, obj)``).
-One YOLOR mixin per module, so the wrapped type is the next class with the
-method.
+A generated class names its base in :data:`WRAPPED_TYPE` and keeps the
+base's methods that the mixins' forward paths call as static
+``yolor_wrapped_<name>`` (:data:`WRAPPED_METHODS`): a mixin calls
+``self.yolor_wrapped_forward(self, ...)``, a plain function call, which
+every torch of the supported stacks compiles. The other spellings each fail
+one of them: zero-argument ``super()`` on torch 2.1 (its dynamo guards the
+defaults of a method reached so from a class-swapped module through a wrong
+source, ``super(<method>.__class__, obj)``: mmcv's ``ConvModule``),
+``<Type>.forward(self, ...)`` on torch 2.4 where ``<Type>`` inherits its
+``forward`` (a graph break: RetinaHead), and a bound method on torch 2.4
+for a ``torch.nn`` layer (dynamo calls the layer's own, overridden
+``forward``). One YOLOR mixin per module.
 
 The registered wrappers (``YOLORNeck``, ``YOLORBackbone``, ``YOLORHead``)
 are mixins too: building one returns the wrapped module as an instance of
@@ -47,6 +50,9 @@ from ..errors import InputError
 _SUBCLASSES: Dict[Tuple[type, type], type] = {}
 # The class attribute of a generated ``YOLOR<Type>`` naming ``<Type>``.
 WRAPPED_TYPE = 'yolor_wrapped_type'
+# The methods of ``<Type>`` the mixins call, kept on ``YOLOR<Type>`` as
+# ``yolor_wrapped_<name>`` (see module docstring).
+WRAPPED_METHODS = ('forward', 'forward_single')
 
 
 class YOLORMixin:
@@ -55,12 +61,25 @@ class YOLORMixin:
 
     Attributes:
         yolor_wrapped_type (type): The type a generated class was made from
-            (:data:`WRAPPED_TYPE`), whose methods the mixin's call.
+            (:data:`WRAPPED_TYPE`).
+        yolor_wrapped_forward (callable): That type's ``forward`` as a
+            static method, which the mixins call with ``self`` (and
+            ``yolor_wrapped_forward_single`` where it has one;
+            :data:`WRAPPED_METHODS`).
     """
 
     def __reduce_ex__(self, protocol):
         mixin, base = type(self).__bases__
         return _new_mixed, (mixin, base), self.__dict__
+
+
+def _new_instance(cls, *args, **kwargs):
+    """``__new__`` of the generated classes: an empty instance, as for any
+    module. Their instances come from class swaps and unpickling, never from
+    a call; torch 2.4's dynamo makes proxies of modules with
+    ``type(m).__new__(type(m))``, which a registered wrapper's own
+    ``__new__`` (it builds the wrapped module from its config) refuses."""
+    return object.__new__(cls)
 
 
 def _new_mixed(mixin: type, base: type):
@@ -185,6 +204,11 @@ def subclass_with_mixin(base: type, mixin: Type[YOLORMixin]) -> type:
                 '__module__': mixin.__module__,
                 '__doc__': f'{base.__name__} with {mixin.__name__} mixed in.',
                 WRAPPED_TYPE: base,
+                '__new__': _new_instance,
+                **{
+                    f'yolor_wrapped_{name}': staticmethod(getattr(base, name))
+                    for name in WRAPPED_METHODS if hasattr(base, name)
+                },
             })
     return _SUBCLASSES[key]
 

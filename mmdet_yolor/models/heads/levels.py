@@ -186,11 +186,11 @@ class LevelOwnerMixin(YOLORMixin):
     def forward(self, *args, **kwargs):
         cursor = self.yolor_levels
         if cursor is None:
-            return self.yolor_wrapped_type.forward(self, *args, **kwargs)
+            return self.yolor_wrapped_forward(self, *args, **kwargs)
         cursor.begin()
         returned = False
         try:
-            outputs = self.yolor_wrapped_type.forward(self, *args, **kwargs)
+            outputs = self.yolor_wrapped_forward(self, *args, **kwargs)
             returned = True
         finally:
             cursor.end(check=returned)
@@ -199,4 +199,4 @@ class LevelOwnerMixin(YOLORMixin):
     def forward_single(self, *args, **kwargs):
         if self.yolor_levels is not None:
             self.yolor_levels.start_level()
-        return self.yolor_wrapped_type.forward_single(self, *args, **kwargs)
+        return self.yolor_wrapped_forward_single(self, *args, **kwargs)

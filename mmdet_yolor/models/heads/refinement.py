@@ -46,7 +46,7 @@ class PredictionRefinementMixin(FoldableMixin):
             self.yolor_levels.level_of(self.yolor_slot)
         if 'implicit_a' in self._modules:
             x = self.implicit_a[level](x)
-        out = self.yolor_wrapped_type.forward(self, x, *args, **kwargs)
+        out = self.yolor_wrapped_forward(self, x, *args, **kwargs)
         if 'implicit_m' in self._modules:
             out = self.implicit_m[level](out)
         return out

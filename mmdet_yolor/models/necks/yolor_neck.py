@@ -136,7 +136,7 @@ class FeatureAlignmentMixin(FoldableMixin):
         reset_implicits(self)
 
     def forward(self, *args, **kwargs):
-        outs = self.yolor_wrapped_type.forward(self, *args, **kwargs)
+        outs = self.yolor_wrapped_forward(self, *args, **kwargs)
         # `in`, not _modules.get(): torch 2.1's dynamo breaks the graph on
         # get() of a module's _modules
         if ALIGNMENT_ATTRIBUTE not in self._modules:  # 'output_convs'
@@ -190,7 +190,7 @@ class OutputConvAlignmentMixin(FoldableMixin):
 
     def forward(self, *args, **kwargs):
         return self.implicit_alignment(
-            self.yolor_wrapped_type.forward(self, *args, **kwargs))
+            self.yolor_wrapped_forward(self, *args, **kwargs))
 
     def implicit_sites(self) -> List[ImplicitSite]:
         return [
