@@ -21,8 +21,8 @@ REQUIRED_VERSIONS = {
 # here imports with a one-line warning.
 TESTED_VERSIONS = {
     'mmcv': ('2.1.0', '2.1.0'),
-    'mmengine': ('0.10.4', '0.10.7'),
-    'mmdet': ('3.2.0', '3.3.0'),
+    'mmengine': ('0.10.7', '0.10.7'),
+    'mmdet': ('3.3.0', '3.3.0'),
 }
 # mmengine < 0.10.6 registers torch's optimizers and an ``Adafactor`` of its
 # own, and fails at import ("Adafactor is already registered") once torch
@@ -86,10 +86,11 @@ def check_versions(
     for package, (oldest, newest) in TESTED_VERSIONS.items():
         if not Version(oldest) <= Version(
                 versions[package]) <= Version(newest):
+            tested = oldest if oldest == newest else f'{oldest}-{newest}'
             warnings.warn(
                 f'mmdet_yolor {__version__} was tested with {package} '
-                f'{oldest}-{newest}, not {versions[package]} (README, '
-                f'"Supported stacks").',
+                f'{tested}, not {versions[package]} (README, "Supported '
+                f'stacks").',
                 UntestedVersionWarning,
                 stacklevel=2)
     return versions

@@ -15,8 +15,8 @@
 #                  GPU users install their CUDA torch into the venv first
 #                  (see README, "GPU install"); an existing torch is kept.
 #   MMENGINE_VERSION, MMDET_VERSION  other versions of these pure-Python
-#                  packages than requirements/mminstall.txt pins (the
-#                  supported-stack matrix runs mmengine 0.10.4, mmdet 3.2.0).
+#                  packages than requirements/mminstall.txt pins, e.g.
+#                  mmengine 0.10.4, mmdet 3.2.0 (make test-stacks takes them).
 #   FORCE_CUDA=1   compile mmcv's CUDA ops even if torch sees no GPU.
 #   MAX_JOBS       parallel compile jobs for mmcv (default: number of cores).
 #   CFLAGS, CXXFLAGS  mmcv's compile flags (default: Python's), -g0 added.
