@@ -371,13 +371,18 @@ class ToyModel(BaseModel):
         return [out]
 
 
-def test_compile_compiles_forward_and_loss_not_the_optimizer_step():
-    model = ToyModel()
+def compile_train_step(model):
+    """What mmengine's Runner does for ``compile=dict(backend='eager')``."""
     runner = SimpleNamespace(
         cfg=Config(dict(compile=dict(backend='eager'))),
         model=model,
         logger=MMLogger.get_current_instance())
     Runner._maybe_compile(runner, 'train_step')
+
+
+def test_compile_compiles_forward_and_loss_not_the_optimizer_step():
+    model = ToyModel()
+    compile_train_step(model)
     assert 'train_step' not in vars(model)  # stock mmengine replaces it
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     data = dict(inputs=torch.randn(4, 3))
@@ -403,11 +408,7 @@ class PlainTrainStep(torch.nn.Module):
 
 def test_compile_of_a_model_without_run_forward_is_stock():
     model = PlainTrainStep()
-    runner = SimpleNamespace(
-        cfg=Config(dict(compile=dict(backend='eager'))),
-        model=model,
-        logger=MMLogger.get_current_instance())
-    Runner._maybe_compile(runner, 'train_step')
+    compile_train_step(model)
     # stock mmengine: the train_step itself, compiled
     assert 'train_step' in vars(model)
     torch._dynamo.reset()
