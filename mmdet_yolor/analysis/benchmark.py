@@ -183,7 +183,8 @@ def interleaved_median_ms(steps: Dict[str, Callable[[], None]],
 
 class _TensorForward(nn.Module):
     """``model(inputs)`` in tensor mode with fixed data samples, for the FLOP
-    counter (two-stage detectors need the image metas)."""
+    counter and ``torch.compile`` (two-stage detectors need the image
+    metas)."""
 
     def __init__(self, model: nn.Module, data_samples) -> None:
         super().__init__()
@@ -262,9 +263,10 @@ def run_benchmark(cfg: Config,
     }
     counts = {}
     if settings.compile:
+        # a module, not a partial: torch 2.1's dynamo breaks the graph on
+        # calling a functools.partial
         networks = {
-            name: partial(
-                model, data_samples=eval_data['data_samples'], mode='tensor')
+            name: _TensorForward(model, eval_data['data_samples'])
             for name, model in models.items()
         }
         counts = {
