@@ -136,6 +136,7 @@ def torch_has_the_defect(fix: str) -> bool:
         dynamo = inspect.signature(torch.onnx.export).parameters.get('dynamo')
         return dynamo is not None and dynamo.default is True
     from torch.onnx import symbolic_opset9
+
     # this process may have applied the fix already
     cast_long = getattr(symbolic_opset9, '_cast_Long', None)
     return cast_long is None or cast_long is compat._cast_long
