@@ -71,6 +71,14 @@ class _Probe:
         return _probe_global, ()
 
 
+def _probe_checkpoint() -> io.BytesIO:
+    """A ``torch.save`` of :class:`_Probe`, ready to load."""
+    buffer = io.BytesIO()
+    torch.save(_Probe(), buffer)
+    buffer.seek(0)
+    return buffer
+
+
 @functools.lru_cache(maxsize=None)
 def safe_globals_take_names() -> bool:
     """Whether ``torch.serialization.safe_globals`` allows a global under a
@@ -79,9 +87,7 @@ def safe_globals_take_names() -> bool:
     safe_globals = getattr(torch.serialization, 'safe_globals', None)
     if safe_globals is None:
         return False
-    buffer = io.BytesIO()
-    torch.save(_Probe(), buffer)
-    buffer.seek(0)
+    buffer = _probe_checkpoint()
     try:
         with safe_globals([(_probe_global, f'{__name__}._probe_alias')]):
             torch.load(buffer, weights_only=True)
@@ -94,9 +100,7 @@ def loads_weights_only_by_default() -> bool:
     """Whether ``torch.load`` without ``weights_only`` refuses pickled
     objects it does not know (torch >= 2.6, or ``TORCH_FORCE_WEIGHTS_ONLY_
     LOAD``), found by loading a pickle of one."""
-    buffer = io.BytesIO()
-    torch.save(_Probe(), buffer)
-    buffer.seek(0)
+    buffer = _probe_checkpoint()
     try:
         with warnings.catch_warnings():  # torch 2.4-2.5 warn of the change
             warnings.simplefilter('ignore', FutureWarning)
