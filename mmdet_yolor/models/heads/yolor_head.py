@@ -18,7 +18,7 @@ from torch import nn
 from ..layers import reset_implicits
 from ..layers.folding import input_add_folds
 from ..wrapping import (YOLORWrapper, build_with_mixin, merged_config,
-                        mix_into, wrapped_type)
+                        mix_into, subclass_with_mixin, wrapped_type)
 from .levels import LevelCursor, LevelOwnerMixin, head_num_levels
 from .prediction_layers import find_prediction_layers
 from .refinement import attach_prediction_refinement
@@ -40,7 +40,7 @@ def level_owner(head: nn.Module, site: str) -> nn.Module:
 
 
 @MODELS.register_module()
-class YOLORHead(LevelOwnerMixin, YOLORWrapper):
+class YOLORHead(YOLORWrapper):
     """A head with YOLOR implicit prediction refinement;
     ``type='YOLORHead'``.
 
@@ -117,13 +117,27 @@ class YOLORHead(LevelOwnerMixin, YOLORWrapper):
         reset_implicits(self)
 
 
+class YOLORLevelHead(LevelOwnerMixin, YOLORHead):
+    """A :class:`YOLORHead` whose head applies refined layers to its pyramid
+    levels: its forward also tracks the level (:class:`LevelOwnerMixin`).
+
+    Only such heads get a forward of their own: an overriding forward is one
+    more frame for dynamo, and on torch 2.4 a graph break inside the
+    wrapped forward (mmcv's ``MultiheadAttention`` in Sparse R-CNN's
+    ``DIIHead``) then costs one more frame and graph break per call.
+    """
+
+
 def _level_cursor(head: nn.Module, site: str) -> Optional[LevelCursor]:
-    """The cursor of the head applying ``site`` to its levels (mixing
-    :class:`LevelOwnerMixin` into a stage head); None where it has one
-    level."""
+    """The cursor of the head applying ``site`` to its levels (making the
+    head a :class:`YOLORLevelHead`, or mixing :class:`LevelOwnerMixin` into
+    a stage head); None where it has one level."""
     owner = level_owner(head, site)
     if head_num_levels(owner) == 1:
         return None
-    if not isinstance(owner, LevelOwnerMixin):
+    if owner is head and not isinstance(head, LevelOwnerMixin):
+        head.__class__ = subclass_with_mixin(
+            wrapped_type(head), YOLORLevelHead)
+    elif not isinstance(owner, LevelOwnerMixin):
         mix_into(owner, LevelOwnerMixin)
     return owner.level_cursor()

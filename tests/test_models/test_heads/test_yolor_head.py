@@ -7,6 +7,7 @@ from mmdet.registry import MODELS
 from mmengine.config import ConfigDict
 
 from mmdet_yolor.models import implicit_layers, refined_layers, wrapped_type
+from mmdet_yolor.models.heads import LevelOwnerMixin
 from mmdet_yolor.models.layers import ImplicitA, ImplicitM
 
 FPN_STRIDES = [8, 16, 32, 64, 128]
@@ -158,6 +159,16 @@ def test_wrapped_head_is_a_subclass_keeping_keys(name):
     yolor_keys = set(yolor.state_dict())
     assert plain_keys < yolor_keys
     assert all('.implicit_' in key for key in yolor_keys - plain_keys)
+
+
+@pytest.mark.parametrize('name', HEADS)
+def test_only_heads_with_levels_get_a_forward_of_their_own(name):
+    # another forward is another frame for dynamo (and on torch 2.4 one more
+    # graph break per call where the head's forward breaks: DIIHead)
+    plain, yolor = build_pair(name)
+    with_levels = name not in ('Shared2FCBBoxHead', 'FCNMaskHead', 'DIIHead')
+    assert isinstance(yolor, LevelOwnerMixin) == with_levels
+    assert (type(yolor).forward is type(plain).forward) != with_levels
 
 
 @pytest.mark.parametrize('name', HEADS)
