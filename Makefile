@@ -15,9 +15,10 @@ install:
 
 # Two test processes with one thread each: the tests run tiny models
 # (threads only add overhead); a file's tests stay in one process, where
-# they share their module fixtures.
+# they share their module fixtures. The slowest tests are listed at the end
+# (each stack's suite should stay under about 15 minutes).
 test: install
-	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -n 2 --dist loadfile tests
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -n 2 --dist loadfile --durations 15 tests
 
 # The inner loop, without the slow tests; `make test` (what CI runs) runs all.
 test-quick: install
