@@ -21,13 +21,23 @@ REQUIRED_VERSIONS = {
 # here imports with a one-line warning.
 TESTED_VERSIONS = {
     'mmcv': ('2.1.0', '2.1.0'),
-    'mmengine': ('0.10.7', '0.10.7'),
-    'mmdet': ('3.3.0', '3.3.0'),
+    'mmengine': ('0.10.4', '0.10.7'),
+    'mmdet': ('3.2.0', '3.3.0'),
 }
 # mmengine < 0.10.6 registers torch's optimizers and an ``Adafactor`` of its
 # own, and fails at import ("Adafactor is already registered") once torch
 # has ``torch.optim.Adafactor`` (torch >= 2.5).
 MMENGINE_WITH_ADAFACTOR = '0.10.6'
+
+
+def _tested_range(package: str) -> str:
+    oldest, newest = TESTED_VERSIONS[package]
+    return oldest if oldest == newest else f'{oldest}-{newest}'
+
+
+def _tested() -> str:
+    return ', '.join(f'{package} {_tested_range(package)}'
+                     for package in TESTED_VERSIONS)
 
 
 class UntestedVersionWarning(UserWarning):
@@ -70,8 +80,7 @@ def check_versions(
             raise ImportError(
                 f'mmdet_yolor {__version__} needs {required} but {package} '
                 f'{version} is installed. Run `make install`, or install a '
-                f'compatible version (mmcv 2.1.0, mmengine 0.10.7, mmdet '
-                f'3.3.0 are tested).')
+                f'compatible version ({_tested()} are tested).')
         versions[package] = version
     if Version(versions['mmengine']) < Version(MMENGINE_WITH_ADAFACTOR):
         if torch_has_adafactor is None:
@@ -86,11 +95,10 @@ def check_versions(
     for package, (oldest, newest) in TESTED_VERSIONS.items():
         if not Version(oldest) <= Version(
                 versions[package]) <= Version(newest):
-            tested = oldest if oldest == newest else f'{oldest}-{newest}'
             warnings.warn(
                 f'mmdet_yolor {__version__} was tested with {package} '
-                f'{tested}, not {versions[package]} (README, "Supported '
-                f'stacks").',
+                f'{_tested_range(package)}, not {versions[package]} '
+                f'(README, "Supported stacks").',
                 UntestedVersionWarning,
                 stacklevel=2)
     return versions

@@ -66,7 +66,8 @@ def test_import_fails_with_the_message(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         'ImportError: mmdet_yolor 0.1.0 needs mmdet>=3.0.0,<3.4.0 but mmdet '
         '2.28.2 is installed. Run `make install`, or install a compatible '
-        'version (mmcv 2.1.0, mmengine 0.10.7, mmdet 3.3.0 are tested).')
+        'version (mmcv 2.1.0, mmengine 0.10.4-0.10.7, mmdet 3.2.0-3.3.0 are '
+        'tested).')
 
 
 def test_untested_version_warns_in_one_line():
@@ -74,8 +75,8 @@ def test_untested_version_warns_in_one_line():
         versions = check_versions(fake_installed(mmdet='3.1.0'))
     assert versions['mmdet'] == '3.1.0'
     message, = [str(warning.message) for warning in record]
-    assert message == ('mmdet_yolor 0.1.0 was tested with mmdet 3.3.0, not '
-                       '3.1.0 (README, "Supported stacks").')
+    assert message == ('mmdet_yolor 0.1.0 was tested with mmdet 3.2.0-3.3.0, '
+                       'not 3.1.0 (README, "Supported stacks").')
 
 
 def test_tested_versions_import_without_warning():
@@ -94,7 +95,13 @@ def test_old_mmengine_beside_a_torch_with_adafactor_is_refused():
     assert message.startswith('mmengine 0.10.4 fails to import beside this '
                               'torch')
     assert 'install mmengine>=0.10.6' in message
-    # the same mmengine beside a torch without it imports, untested
-    with pytest.warns(UntestedVersionWarning, match='mmengine 0.10.7, not'):
+    # the same mmengine beside a torch without it imports (tested: torch 2.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', UntestedVersionWarning)
         check_versions(
             fake_installed(mmengine='0.10.4'), torch_has_adafactor=False)
+    # an older one too, with a warning
+    with pytest.warns(
+            UntestedVersionWarning, match='mmengine 0.10.4-0.10.7, not'):
+        check_versions(
+            fake_installed(mmengine='0.10.3'), torch_has_adafactor=False)
