@@ -63,11 +63,12 @@ keep the stock behaviour, e.g. in a codebase that imports only the layers.
    so the modules that imported ``multi_apply`` by name get it too.
 6. Multi-process training without CUDA (:func:`setup_distributed`, called
    by the tools for each run, not at import). mmengine's ``init_dist`` calls
-   ``torch.cuda.set_device`` and its DDP wrapper passes CUDA
-   ``device_ids``. On a machine without CUDA the fix starts the process
-   group on gloo itself (mmengine then skips ``init_dist``) and builds DDP
-   with ``device_ids=None``. With CUDA nothing changes: nccl, one process
-   per GPU.
+   ``torch.cuda.set_device`` for every launcher (torchrun, Slurm, MPI) and
+   its DDP wrapper passes CUDA ``device_ids``. On a machine without CUDA
+   the fix runs ``init_dist`` on gloo with the device selection skipped
+   (mmengine then skips its own) and builds DDP with ``device_ids=None``:
+   ``tools/dist_train.sh`` and ``tools/slurm_train.sh`` run CPU processes.
+   With CUDA nothing changes: nccl, one process per GPU.
 
 The mmdeploy fixes (:data:`DEPLOY_FIXES`, tests/test_compat_deploy.py) are
 applied by :func:`apply_deploy_fixes` when the deploy code first uses
@@ -109,11 +110,13 @@ import torch.distributed as torch_dist
 from mmdet.models.dense_heads import SSDHead
 from mmdet.models.utils import misc as mmdet_misc
 from mmengine.config import Config
+from mmengine.dist import init_dist
 from mmengine.fileio import LocalBackend as StockLocalBackend
 from mmengine.fileio import register_backend
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.utils.dl_utils import set_multi_processing
 
 from .errors import InputError
 from .stack_api import (numpy_pickle_aliases, numpy_pickle_functions,
@@ -394,30 +397,39 @@ def end_distributed() -> None:
         torch_dist.destroy_process_group()
 
 
+@contextlib.contextmanager
+def _without_device_selection():
+    """Make ``torch.cuda.set_device`` a no-op: mmengine's launchers select
+    each process's CUDA device, and without CUDA there is none."""
+    set_device = torch.cuda.set_device
+    torch.cuda.set_device = lambda device: None
+    try:
+        yield
+    finally:
+        torch.cuda.set_device = set_device
+
+
 def setup_distributed(cfg: Config) -> None:
     """Prepare a multi-process run on a machine without CUDA (fix 6).
 
-    With ``cfg.launcher == 'pytorch'`` (torchrun, ``tools/dist_train.sh``)
-    and no CUDA device, start the default process group on gloo and build
-    the DDP wrapper without ``device_ids``. Does nothing for single-process
-    runs or when CUDA is available.
-
-    Raises:
-        RuntimeError: For the slurm or mpi launcher without CUDA.
+    With ``cfg.launcher`` ``'pytorch'`` (torchrun, ``tools/dist_train.sh``),
+    ``'slurm'`` (``srun``, ``tools/slurm_train.sh``) or ``'mpi'`` and no CUDA
+    device, start the default process group on gloo through mmengine's
+    ``init_dist`` (which reads the launcher's environment: ``RANK``, or
+    ``SLURM_PROCID`` and the master from ``scontrol show hostname``), its
+    CUDA device selection skipped, and build the DDP wrapper without
+    ``device_ids``. Does nothing for single-process runs or when CUDA is
+    available.
     """
     launcher = cfg.get('launcher', 'none')
     if launcher == 'none' or torch.cuda.is_available():
         return
-    if launcher != 'pytorch':
-        raise RuntimeError(
-            f'--launcher {launcher} needs CUDA devices, and none is visible. '
-            f'On CPU-only machines start the processes with '
-            f'tools/dist_train.sh (--launcher pytorch, gloo backend); across '
-            f'nodes set NNODES, NODE_RANK, MASTER_ADDR and PORT.')
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
     if not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend='gloo')
+        # the start method the runner will set (init_dist would pick spawn)
+        set_multi_processing(**cfg.env_cfg.get('mp_cfg', {}), distributed=True)
+        with _without_device_selection():
+            init_dist(launcher, **cfg.env_cfg.dist_cfg)
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel',
         broadcast_buffers=False,

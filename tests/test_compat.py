@@ -149,18 +149,12 @@ def test_setup_distributed_does_nothing_single_process():
     assert not torch_dist.is_initialized()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
-def test_setup_distributed_uses_gloo_without_cuda(monkeypatch):
-    monkeypatch.setenv('RANK', '0')
-    monkeypatch.setenv('WORLD_SIZE', '1')
-    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
-    monkeypatch.setenv('MASTER_PORT', '29533')
-    cfg = Config(
-        dict(launcher='pytorch', env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+def _setup_distributed_on_gloo(cfg):
     try:
         compat.setup_distributed(cfg)
         assert torch_dist.is_initialized()
         assert torch_dist.get_backend() == 'gloo'
+        assert torch_dist.get_world_size() == 1
     finally:
         if torch_dist.is_initialized():
             torch_dist.destroy_process_group()
@@ -170,12 +164,39 @@ def test_setup_distributed_uses_gloo_without_cuda(monkeypatch):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
-def test_setup_distributed_refuses_slurm_without_cuda():
-    with pytest.raises(
-            RuntimeError,
-            match='--launcher slurm needs CUDA '
-            'devices.*tools/dist_train.sh'):
-        compat.setup_distributed(Config(dict(launcher='slurm')))
+def test_setup_distributed_uses_gloo_without_cuda(monkeypatch):
+    # what torchrun sets
+    for name, value in dict(
+            RANK='0',
+            LOCAL_RANK='0',
+            WORLD_SIZE='1',
+            MASTER_ADDR='127.0.0.1',
+            MASTER_PORT='29533').items():
+        monkeypatch.setenv(name, value)
+    _setup_distributed_on_gloo(
+        Config(
+            dict(
+                launcher='pytorch',
+                env_cfg=dict(dist_cfg=dict(backend='nccl')))))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
+def test_setup_distributed_runs_slurm_tasks_without_cuda(monkeypatch):
+    # what srun sets; mmengine reads the rank and world size from it
+    for name, value in dict(
+            SLURM_PROCID='0',
+            SLURM_LOCALID='0',
+            SLURM_NTASKS='1',
+            SLURM_NODELIST='localhost',
+            MASTER_ADDR='127.0.0.1',
+            MASTER_PORT='29534').items():
+        monkeypatch.setenv(name, value)
+    for name in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
+        monkeypatch.delenv(name, raising=False)
+    _setup_distributed_on_gloo(Config(dict(launcher='slurm')))
+    assert os.environ['RANK'] == '0' and os.environ['WORLD_SIZE'] == '1'
+    # the device selection is back for the rest of the process
+    assert torch.cuda.set_device.__module__ == 'torch.cuda'
 
 
 def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
