@@ -1,36 +1,11 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-import os
 import os.path as osp
-import socket
-import subprocess
 import sys
 
 import pytest
+from processes import TOOLS, free_port, run
 
 from mmdet_yolor.testing import tiny_fcos_config
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOLS = osp.join(REPO, 'tools')
-
-
-def run(args, cwd, env=None, check=True):
-    """Run a command with one thread per process (the 2-core CI machine)
-    and return the completed process with its output."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', **(env or {}))
-    result = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f'{" ".join(args)} failed:\n{result.stdout}\n'
-                             f'{result.stderr}')
-    return result
-
-
-def free_port() -> str:
-    """A TCP port nothing listens on now, for a torchrun rendezvous: tests
-    that start process groups run side by side (pytest-xdist)."""
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return str(probe.getsockname()[1])
 
 
 @pytest.fixture

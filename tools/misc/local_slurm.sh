@@ -12,8 +12,9 @@
 # writes the configuration under LOCAL_SLURM_DIR (default
 # /tmp/mmdet_yolor_slurm; nothing under /etc/slurm is touched: clients find
 # it through SLURM_CONF), starts munged, slurmctld and slurmd without
-# systemd and waits until the node is idle. It is idempotent: a running
-# local Slurm is left as it is (stop it to change --gpus or --cpus).
+# systemd and waits until the node is idle. It is idempotent: a local Slurm
+# running with the same options is left as it is, one with other options is
+# restarted with these.
 #   --gpus N  the node advertises N "gpu" GRES backed by plain files, so
 #             the stock `--gres=gpu:N` of tools/slurm_train.sh schedules;
 #             the tasks still run on the CPU (default 0: no GRES).
@@ -69,8 +70,9 @@ start_munge() {
     die "munged did not start (see /var/log/munge/munged.log)"
 }
 
+# write_config GPUS CPUS FILE: slurm.conf (and gres.conf beside CONF)
 write_config() {
-    local gpus=$1 cpus=$2 node memory gres_line=""
+    local gpus=$1 cpus=$2 file=$3 node memory gres_line=""
     node=$(hostname -s)
     memory=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
     mkdir -p "$DIR/state" "$DIR/spool"
@@ -84,7 +86,7 @@ write_config() {
     else
         rm -f "$DIR/gres.conf"
     fi
-    cat >"$CONF" <<EOF
+    cat >"$file" <<EOF
 # Written by tools/misc/local_slurm.sh: a single-node Slurm for tests.
 ClusterName=local
 SlurmctldHost=$node(127.0.0.1)
@@ -110,7 +112,9 @@ MpiDefault=none
 ReturnToService=2
 # refuse a request the node cannot hold instead of queueing it forever
 EnforcePartLimits=ALL
-# a requeued job may start again at once
+# Slurm holds a requeued job until the old job credentials expire (120 s
+# by default): a requeued job here may start again after 10 s
+AuthInfo=cred_expire=10
 MinJobAge=300
 $([ "$gpus" -gt 0 ] && echo GresTypes=gpu)
 NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$memory$gres_line State=UNKNOWN
@@ -141,14 +145,16 @@ start() {
         esac
     done
     mkdir -p "$DIR"
-    if running; then
-        say "already running (SLURM_CONF=$CONF; stop it to change --gpus or --cpus)"
+    install_slurm
+    write_config "$gpus" "$cpus" "$CONF.new"
+    if running && cmp -s "$CONF" "$CONF.new"; then
+        rm -f "$CONF.new"
+        say "already running (SLURM_CONF=$CONF)"
         return
     fi
-    install_slurm
     stop_daemons
+    mv "$CONF.new" "$CONF"
     start_munge
-    write_config "$gpus" "$cpus"
     slurmctld -c -f "$CONF"
     slurmd -f "$CONF"
     wait_idle
