@@ -37,9 +37,9 @@ ROOT = osp.dirname(TOOLS)
 
 MANIFEST = 'seed_tables.json'
 RESULTS = 'results.md'
-# The metrics of the seed's table in its metafiles (configs/*/metafile.yml)
-REPORTED_METRICS = (('box AP', 'AP<sup>box</sup>'), ('mask AP',
-                                                     'AP<sup>mask</sup>'))
+# The seed's numbers in the metafiles (configs/*/metafile.yml): their name
+# there and the metric that measures them
+REPORTED_METRICS = {'box AP': 'bbox_mAP', 'mask AP': 'segm_mAP'}
 
 
 class Row(NamedTuple):
@@ -243,20 +243,43 @@ def reported_metrics(config: str) -> Dict[str, float]:
     return {}
 
 
-def reported_table(rows: Sequence[Row]) -> str:
-    header = ['Model', 'YOLOR'] + [title for _, title in REPORTED_METRICS]
+def measured(comparisons, row: Row, yolor: bool, metric: str) -> str:
+    """A row's measured metric as ``mean ± std`` AP points, ``-`` if it
+    has none."""
+    from mmdet_yolor.analysis.compare import ap_points
+    for comparison in comparisons:
+        if comparison.experiment != row.name:
+            continue
+        side = comparison.yolor if yolor else comparison.baseline
+        summary = side.metrics.get(metric) if side else None
+        if summary is None:
+            return '-'
+        text = f'{ap_points(summary.mean):.1f}'
+        if summary.std is not None:
+            text += f' ± {ap_points(summary.std):.1f}'
+        return text
+    return '-'
+
+
+def seed_beside_table(rows: Sequence[Row], comparisons) -> str:
+    """Each row's measured box and mask AP beside the seed's."""
+    header = ['Model', 'YOLOR']
+    for name in REPORTED_METRICS:
+        header += [f'{name} measured', f'{name} seed']
     lines = [
         '| ' + ' | '.join(header) + ' |',
-        '| :-- | :-: |' + ' :-: |' * len(REPORTED_METRICS)
+        '| :-- | :-: |' + ' :-: |' * (len(header) - 2)
     ]
     for row in rows:
-        for config, mark in ((row.baseline, ''), (row.yolor, '✓')):
-            metrics = reported_metrics(config)
-            cells = [
-                f'{metrics[name]:.1f}' if name in metrics else '-'
-                for name, _ in REPORTED_METRICS
-            ]
-            lines.append('| ' + ' | '.join([row.name, mark] + cells) + ' |')
+        for config, yolor in ((row.baseline, False), (row.yolor, True)):
+            reported = reported_metrics(config)
+            cells = [row.name, '✓' if yolor else '']
+            for name, metric in REPORTED_METRICS.items():
+                cells += [
+                    measured(comparisons, row, yolor, metric),
+                    f'{reported[name]:.1f}' if name in reported else '-'
+                ]
+            lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
@@ -274,14 +297,15 @@ def write_results(work_dir: str) -> str:
             missing.append(job)
     sections = ['# Seed tables\n']
     try:
-        table = format_table(compare([job.work_dir for job in finished]))
+        comparisons = compare([job.work_dir for job in finished])
+        table = format_table(comparisons)
     except WorkDirError as error:
-        table = f'No table: {error}'
+        comparisons, table = [], f'No table: {error}'
     sections += [
         f'Measured: {len(finished)} of {len(jobs)} runs '
         f'(mean ± std over seeds; AP in points).\n', table, '',
-        '## Reported by the seed (COCO val2017, AP in points)\n',
-        reported_table(rows)
+        '## Beside the seed\'s numbers (COCO val2017, AP in points)\n',
+        seed_beside_table(rows, comparisons)
     ]
     if missing:
         sections += [

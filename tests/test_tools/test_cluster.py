@@ -11,6 +11,7 @@ should agree agree exactly (their weights' largest difference is printed:
 Slurm tests skip, saying so; ``MMDET_YOLOR_REQUIRE_SLURM=1`` (``.ci/run``)
 makes that a failure.
 """
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -34,9 +35,6 @@ SEEDED = [
 # 2 fake GPUs: the stock `--gres=gpu:N` of the slurm scripts schedules; 8
 # CPUs: several one-CPU jobs run side by side on a 2-core machine
 SLURM_OPTIONS = ['--gpus', '2', '--cpus', '8']
-
-pytestmark = pytest.mark.slow  # minutes of multi-process trainings
-
 
 @pytest.fixture(scope='module')
 def local_slurm(tmp_path_factory):
@@ -122,6 +120,8 @@ def assert_same_weights(a_path, b_path, what):
     assert difference == 0, what
 
 
+# slow: Slurm jobs and multi-process trainings
+@pytest.mark.slow
 def test_slurm_tasks_train_as_torchrun_processes(local_slurm, tiny):
     root, config = tiny
     # the stock GPU request (on the node's fake GPUs), no MASTER_ADDR:
@@ -145,6 +145,8 @@ def test_slurm_tasks_train_as_torchrun_processes(local_slurm, tiny):
                         'slurm_train.sh vs dist_train.sh, 2 tasks each')
 
 
+# slow: Slurm jobs and multi-process trainings
+@pytest.mark.slow
 def test_two_nodes_train_as_one_launch(tiny):
     # no Slurm: two launches on this host as two nodes would, loopback
     root, config = tiny
@@ -187,6 +189,8 @@ def logged_test_metrics(work_dir):
     return {key: value for key, value in metrics.items() if '/' in key}
 
 
+# slow: Slurm jobs and multi-process trainings
+@pytest.mark.slow
 def test_slurm_test_evaluates_as_test_py(local_slurm, tiny, run_tool):
     root, config = tiny
     checkpoint = str(root / 'torchrun' / 'epoch_2.pth')
@@ -247,6 +251,8 @@ def wait_for(condition, what, timeout=300):
         time.sleep(0.5)
 
 
+# slow: Slurm jobs and multi-process trainings
+@pytest.mark.slow
 def test_requeued_batch_job_resumes_to_the_uninterrupted_weights(
         local_slurm, tiny, run_tool):
     root = tiny[0]
@@ -302,6 +308,8 @@ def write_yolor_config(baseline, path):
     return str(path)
 
 
+# slow: Slurm jobs and multi-process trainings
+@pytest.mark.slow
 def test_seed_tables_in_one_submission(local_slurm, tiny):
     root, config = tiny
     # two rows of tiny configs: FCOS as above, and with a BN backbone
@@ -345,6 +353,27 @@ def test_seed_tables_in_one_submission(local_slurm, tiny):
     ], str(root)).stdout.strip()
     assert compared in results
     assert compared.count('| **FCOS**') == 4
+    # the seed reported nothing for these configs
+    assert '| tiny-bn | ✓ |' in results
+
+
+def test_seed_tables_results_put_the_seed_numbers_beside(tmp_path):
+    # no run has finished: the seed's numbers, and the runs listed missing
+    spec = importlib.util.spec_from_file_location('slurm_seed_tables',
+                                                  SEED_TABLES)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    rows = tool.resolve_rows(['atss', 'mask-rcnn'])
+    jobs = tool.plan_jobs(rows, 2, str(tmp_path))
+    tool.write_manifest(str(tmp_path), rows, jobs)
+    tool.main(['--results', str(tmp_path)])
+    results = (tmp_path / 'results.md').read_text()
+    assert 'Measured: 0 of 8 runs' in results
+    assert '| atss_r50_fpn_1x_coco | ✓ | - | 39.6 | - | - |' in results
+    assert '| mask-rcnn_r50_fpn_1x_coco |  | - | 38.2 | - | 34.7 |' in results
+    assert results.count(' (see its slurm-*.out)') == 8
+    with pytest.raises(SystemExit, match='matches several rows'):
+        tool.resolve_rows(['sparse-rcnn'])
 
 
 def test_seed_tables_dry_run_lists_every_run():
