@@ -36,6 +36,7 @@ SEEDED = [
 # CPUs: several one-CPU jobs run side by side on a 2-core machine
 SLURM_OPTIONS = ['--gpus', '2', '--cpus', '8']
 
+
 @pytest.fixture(scope='module')
 def local_slurm(tmp_path_factory):
     """A running local Slurm (SLURM_CONF set for this module); stopped
