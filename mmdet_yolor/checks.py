@@ -18,7 +18,7 @@ from mmengine.config import Config
 from .compat import CheckpointError, load_from_local
 from .datasets import ShapesDataset
 from .errors import InputError
-from .models.layers.implicit import IMPLICIT_MODULE_PREFIX
+from .models.layers.implicit import is_implicit_parameter
 
 # Boxes may reach this many pixels past the image border (COCO's own
 # annotations do by fractions of a pixel).
@@ -128,7 +128,7 @@ def check_checkpoint_fits(cfg: Config, checkpoint: str, exact: bool) -> None:
     if exact:
         if not (missing or unexpected or reshaped):
             return
-        implicit_only = all(IMPLICIT_MODULE_PREFIX in key for key in missing)
+        implicit_only = all(is_implicit_parameter(key) for key in missing)
         hint = (' It has no implicit parameters: was it trained without '
                 'YOLOR? Use the baseline config.' if missing and implicit_only
                 and not unexpected and not reshaped else '')
@@ -138,7 +138,7 @@ def check_checkpoint_fits(cfg: Config, checkpoint: str, exact: bool) -> None:
             f'{_example(missing)}, {len(unexpected)} unknown to the model'
             f'{_example(unexpected)}, {len(reshaped)} of another shape'
             f'{_example(reshaped)}.{hint}')
-    plain = [key for key in model if IMPLICIT_MODULE_PREFIX not in key]
+    plain = [key for key in model if not is_implicit_parameter(key)]
     found = [key for key in plain if key in state]
     if len(found) < len(plain) / 2:
         raise CheckpointError(

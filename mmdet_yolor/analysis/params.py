@@ -6,7 +6,7 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from torch import nn
 
-from ..models.layers.implicit import IMPLICIT_MODULE_PREFIX
+from ..models.layers.implicit import is_implicit_parameter
 
 
 class ParamCount(NamedTuple):
@@ -27,7 +27,7 @@ def count_params(name: str, model: nn.Module) -> ParamCount:
     total = implicit = 0
     for key, param in model.named_parameters():
         total += param.numel()
-        if f'.{IMPLICIT_MODULE_PREFIX}' in f'.{key}':
+        if is_implicit_parameter(key):
             implicit += param.numel()
     return ParamCount(name, total, implicit)
 

@@ -15,7 +15,7 @@ from torch import nn
 from ...deploy import FoldReport, fold_implicit, fuse_implicit
 from ...errors import InputError
 from ...models import alignment_targets
-from ...models.layers.implicit import IMPLICIT_MODULE_PREFIX
+from ...models.layers.implicit import is_implicit_parameter
 from ...toggle import YOLOR_PARTS, yolorize
 from ..stages import replay_proposals
 from .agreement import (MIN_AGREEMENT, match_fraction, outputs_agree,
@@ -324,8 +324,7 @@ def _load_baseline_weights(model: nn.Module, baseline: nn.Module,
     differ only by YOLOR; note keys that do not match."""
     result = model.load_state_dict(baseline.state_dict(), strict=False)
     missing = [
-        key for key in result.missing_keys
-        if f'.{IMPLICIT_MODULE_PREFIX}' not in f'.{key}'
+        key for key in result.missing_keys if not is_implicit_parameter(key)
     ]
     for keys, where in ((result.unexpected_keys, 'not in the YOLOR model'),
                         (missing, 'only in the YOLOR model')):

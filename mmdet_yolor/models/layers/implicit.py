@@ -37,6 +37,17 @@ IMPLICIT_INITS = ('paper', 'identity')
 IMPLICIT_MODULE_PREFIX = 'implicit_'
 
 
+def is_implicit_parameter(name: str) -> bool:
+    """Whether the parameter or state-dict key ``name``
+    (``neck.implicit_alignment.0.implicit``) belongs to an implicit layer:
+    one of its module names starts with :data:`IMPLICIT_MODULE_PREFIX`.
+    The one test of it in the package; the optimizer's ``custom_keys`` match
+    the prefix as a substring, which agrees for every module name the
+    plugin gives."""
+    return any(
+        part.startswith(IMPLICIT_MODULE_PREFIX) for part in name.split('.'))
+
+
 class BaseImplicit(BaseModule):
     """Learned, input-independent representation ``g(z)`` of ``channels``
     values, combined with a feature map by :meth:`combine`.

@@ -6,7 +6,7 @@ import torch
 from mmdet.registry import MODELS
 
 from mmdet_yolor.models.layers import (IMPLICIT_FORMS, ImplicitA, ImplicitC,
-                                       ImplicitM)
+                                       ImplicitM, is_implicit_parameter)
 
 OPERATORS = {'add': ImplicitA, 'multiply': ImplicitM, 'concat': ImplicitC}
 CASES = list(itertools.product(OPERATORS, IMPLICIT_FORMS))
@@ -137,3 +137,17 @@ def test_bad_form_and_init_are_refused():
         ImplicitA(8, form='matrix')
     with pytest.raises(ValueError, match="init must be one of"):
         ImplicitM(8, init='zeros')
+
+
+@pytest.mark.parametrize(
+    'name,implicit',
+    [
+        ('neck.implicit_alignment.0.implicit', True),
+        ('bbox_head.conv_cls.implicit_m.4.implicit', True),
+        ('implicit_a.0.implicit', True),
+        ('bbox_head.conv_cls.weight', False),
+        # a module named with the prefix inside it is not an implicit layer
+        ('backbone.explicit_implicit_gate.weight', False)
+    ])
+def test_is_implicit_parameter(name, implicit):
+    assert is_implicit_parameter(name) is implicit
