@@ -61,6 +61,16 @@ def starts_levels_in_forward_single(head_type: type) -> bool:
     return code is not None and 'forward_single' in code.co_names
 
 
+def ordinal(number: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ..., ``11th``, ``21st``."""
+    suffix = 'th' if 10 <= number % 100 <= 20 else {
+        1: 'st',
+        2: 'nd',
+        3: 'rd'
+    }.get(number % 10, 'th')
+    return f'{number}{suffix}'
+
+
 class LevelCursor:
     """The pyramid level a level owner is predicting (see module docstring).
 
@@ -105,7 +115,8 @@ class LevelCursor:
             raise RuntimeError(
                 f'{self.head_type} has implicits for {self.num_levels} '
                 f'pyramid levels on {self._layers()} but started a '
-                f'{self.num_levels + 1}th level in one forward. Build the '
+                f'{ordinal(self.num_levels + 1)} level in one forward. Build '
+                f'the '
                 f'head with share_across_levels=True to use one implicit '
                 f'pair for every call.')
         self.levels_started += 1
@@ -132,8 +143,8 @@ class LevelCursor:
         if level == self.num_levels:
             raise RuntimeError(
                 f'{site} has implicits for {self.num_levels} pyramid levels '
-                f'but was called a {level + 1}th time in one forward of '
-                f'{self.head_type}. Build the head with '
+                f'but was called a {ordinal(level + 1)} time in one forward '
+                f'of {self.head_type}. Build the head with '
                 f'share_across_levels=True to use one implicit pair for '
                 f'every call.')
         self.calls[slot] = level + 1
@@ -163,7 +174,8 @@ class LevelCursor:
                 f'every call.')
 
     def _layers(self) -> str:
-        return ', '.join(site.split('.', 1)[1] for site in self.sites)
+        """The layers' paths below the head (``stages.1.rpn_cls``)."""
+        return ', '.join(site.split('.', 1)[-1] for site in self.sites)
 
 
 class LevelOwnerMixin(YOLORMixin):

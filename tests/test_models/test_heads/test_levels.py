@@ -14,7 +14,7 @@ from mmdet.models.utils import multi_apply
 from torch import nn
 
 from mmdet_yolor.models.heads.levels import (LevelCursor, LevelOwnerMixin,
-                                             head_num_levels,
+                                             head_num_levels, ordinal,
                                              starts_levels_in_forward_single)
 from mmdet_yolor.models.wrapping import mix_into
 
@@ -395,6 +395,26 @@ def test_messages_name_layer_paths_below_the_head():
     with pytest.raises(
             RuntimeError, match=r'this forward stages\.1\.rpn_cls ran 1 '):
         cursor.end(check=True)
+
+
+@pytest.mark.parametrize('number,text', [(1, '1st'), (2, '2nd'), (3, '3rd'),
+                                         (4, '4th'), (11, '11th'),
+                                         (12, '12th'), (13, '13th'),
+                                         (21, '21st'), (22, '22nd'),
+                                         (111, '111th')])
+def test_ordinal(number, text):
+    assert ordinal(number) == text
+
+
+def test_a_second_level_of_a_one_level_cursor_says_2nd():
+    # a site without a layer path below the head is named as it is
+    cursor = LevelCursor(1, 'Head', per_level_entry=True)
+    cursor.add_layer('conv')
+    cursor.begin()
+    cursor.start_level()
+    with pytest.raises(
+            RuntimeError, match=r'on conv but started a 2nd level in one'):
+        cursor.start_level()
 
 
 # --- LevelOwnerMixin ---------------------------------------------------------
