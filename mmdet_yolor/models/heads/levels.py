@@ -28,7 +28,8 @@ plain Python ints, set and read within one forward, so ``torch.compile``
 traces it without graph breaks or recompiles; like any module with state of
 a forward, a model instance is not re-entrant across threads.
 """
-from typing import List, Optional
+from types import CodeType
+from typing import List, Optional, Set
 
 from torch import nn
 
@@ -56,9 +57,18 @@ def head_num_levels(head: nn.Module) -> int:
 def starts_levels_in_forward_single(head_type: type) -> bool:
     """Whether the ``forward`` that ``head_type`` runs calls
     ``self.forward_single`` (mmdet's ``multi_apply`` pattern), read from the
-    names its code uses."""
+    names its code uses (comprehensions and lambdas included: their code is
+    nested in the function's)."""
     code = getattr(forward_owner(head_type).forward, '__code__', None)
-    return code is not None and 'forward_single' in code.co_names
+    return code is not None and 'forward_single' in _names_used(code)
+
+
+def _names_used(code: CodeType) -> Set[str]:
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            names |= _names_used(constant)
+    return names
 
 
 def ordinal(number: int) -> str:

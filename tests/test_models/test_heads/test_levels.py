@@ -84,6 +84,14 @@ class OwnLoopHead(MultiApplyHead):
         return outputs
 
 
+class ComprehensionHead(MultiApplyHead):
+    """Calls ``forward_single`` from a comprehension (its own code object
+    on Python 3.11)."""
+
+    def forward(self, feats):
+        return [self.forward_single(x) for x in feats]
+
+
 def module_with(**attributes) -> nn.Module:
     module = nn.Module()
     for name, value in attributes.items():
@@ -151,6 +159,7 @@ def test_head_num_levels(attributes, expected):
     (OwnSingleHead, True),
     (LoopingHead, False),
     (OwnLoopHead, False),
+    (ComprehensionHead, True),
     (FCOSHead, True),
     (TOODHead, False),
     (nn.Conv2d, False),
