@@ -22,7 +22,7 @@ from .errors import InputError
 from .models import YOLORBackbone, YOLORHead, YOLORNeck
 from .models.heads.prediction_layers import table_entry
 from .models.layers.implicit import IMPLICIT_MODULE_PREFIX
-from .models.necks.yolor_neck import find_output_convs
+from .models.necks.fpn_folding import find_output_convs
 from .models.wrapping import merged_config, resolve_type
 
 PLUGIN = 'mmdet_yolor'

@@ -13,8 +13,9 @@ from mmdet.registry import MODELS
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from ..necks.yolor_neck import (FeatureAlignmentMixin, attach_alignment,
-                                output_level_channels, wrapped_options)
+from ..necks.alignment import (FeatureAlignmentMixin, attach_alignment,
+                               wrapped_options)
+from ..necks.probe import output_level_channels
 from ..wrapping import YOLORWrapper, build_with_mixin
 
 # Side of the probe image, in pixels: a multiple of the largest total stride

@@ -1,6 +1,7 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-from .yolor_neck import (NECK_OUTPUT_CONVS, FeatureAlignmentMixin,
-                         OutputConvAlignmentMixin, YOLORNeck)
+from .alignment import FeatureAlignmentMixin, OutputConvAlignmentMixin
+from .fpn_folding import NECK_OUTPUT_CONVS
+from .yolor_neck import YOLORNeck
 
 __all__ = [
     'YOLORNeck', 'FeatureAlignmentMixin', 'OutputConvAlignmentMixin',

@@ -7,8 +7,8 @@ from torch import nn
 
 from mmdet_yolor.errors import InputError
 from mmdet_yolor.models import implicit_layers
-from mmdet_yolor.models.necks.yolor_neck import (FeatureAlignmentMixin,
-                                                 probe_output_channels)
+from mmdet_yolor.models.necks.alignment import FeatureAlignmentMixin
+from mmdet_yolor.models.necks.probe import probe_output_channels
 from mmdet_yolor.models.wrapping import mix_into
 
 FPN_CFG = dict(

@@ -1,0 +1,166 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""Implicit feature alignment of a module's output levels, shared by
+``YOLORNeck`` and ``YOLORBackbone`` (detectors without a neck).
+
+:class:`FeatureAlignmentMixin` adds one implicit layer to each output level
+of the module it is mixed into (:func:`attach_alignment`);
+:class:`OutputConvAlignmentMixin` puts one on a conv producing a level
+(``placement='output_convs'``). :func:`wrapped_options` gives both wrappers
+the wrapped module's config with their other keys merged into it.
+"""
+from typing import List, Union
+
+from torch import Tensor, nn
+
+from ...errors import InputError
+from ..foldable import ALIGNMENT, FoldableMixin, FoldSite, ImplicitSite
+from ..layers import BaseImplicit, build_implicit, reset_implicits
+from ..wrapping import (forward_owner, merged_config, resolve_type,
+                        takes_argument, unmix, wrapped_type)
+from .fpn_folding import FOLDED_HOW, LEVEL_PRODUCERS, fold_into_output_conv
+
+# The attribute holding feature-alignment implicits, on the aligned module
+# (one per output level) or on an output conv (one).
+ALIGNMENT_ATTRIBUTE = 'implicit_alignment'
+# Options the wrappers took before they passed every other key to the module
+# they wrap (as mmdet users set model.neck.out_channels), and their new names.
+RENAMED_OPTIONS = {
+    'num_outs': 'alignment_levels',
+    'out_channels': 'alignment_channels'
+}
+
+
+class FeatureAlignmentMixin(FoldableMixin):
+    """Feature alignment of the module it is mixed into (a neck, or a
+    backbone without neck): output level ``i`` becomes
+    ``implicit_alignment[i](out_i)``.
+
+    Levels whose implicit was folded hold an ``nn.Identity``.
+    """
+
+    def implicit_sites(self) -> List[ImplicitSite]:
+        alignment = self._modules.get(ALIGNMENT_ATTRIBUTE) or ()
+        return [
+            ImplicitSite(f'{ALIGNMENT_ATTRIBUTE}.{level}', implicit, ALIGNMENT,
+                         '', level) for level, implicit in enumerate(alignment)
+            if isinstance(implicit, BaseImplicit)
+        ]
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        reset_implicits(self)
+
+    def forward(self, *args, **kwargs):
+        outs = self.yolor_wrapped_forward(self, *args, **kwargs)
+        # `in`, not _modules.get(): torch 2.1's dynamo breaks the graph on
+        # get() of a module's _modules
+        if ALIGNMENT_ATTRIBUTE not in self._modules:  # 'output_convs'
+            return outs
+        alignment = self._modules[ALIGNMENT_ATTRIBUTE]
+        if isinstance(outs, Tensor):
+            return alignment[0](outs)
+        if len(outs) != len(alignment):
+            raise ValueError(
+                f'{type(self).__name__} was built for {len(alignment)} '
+                f'output levels but returned {len(outs)}; pass '
+                f'alignment_levels and alignment_channels to the YOLOR '
+                f'wrapper.')
+        return type(outs)(implicit(out)
+                          for implicit, out in zip(alignment, outs))
+
+    def fold_implicit(self) -> List[FoldSite]:
+        """Fold what is exact of the alignment of each output level (see
+        :data:`LEVEL_PRODUCERS`); report every level."""
+        alignment = self._modules.get(ALIGNMENT_ATTRIBUTE)
+        if alignment is None:
+            return []
+        rule = LEVEL_PRODUCERS.get(forward_owner(wrapped_type(self)))
+        producers = rule(self) if rule else [
+            f'no folding rule for the outputs of '
+            f'{wrapped_type(self).__name__}'
+        ] * len(alignment)
+        sites = []
+        for level, (implicit,
+                    producer) in enumerate(zip(alignment, producers)):
+            if not isinstance(implicit, BaseImplicit) or implicit.folded:
+                continue
+            why = producer if isinstance(producer, str) else \
+                fold_into_output_conv(producer, implicit)
+            sites.append(
+                FoldSite(f'{ALIGNMENT_ATTRIBUTE}.{level}', not why, why
+                         or FOLDED_HOW))
+        return sites
+
+    def strip_folded_implicit(self) -> None:
+        """Replace folded level implicits by ``nn.Identity``."""
+        alignment = self._modules.get(ALIGNMENT_ATTRIBUTE, ())
+        for level, implicit in enumerate(alignment):
+            if isinstance(implicit, BaseImplicit) and implicit.folded:
+                alignment[level] = nn.Identity()
+
+
+class OutputConvAlignmentMixin(FoldableMixin):
+    """Mixed into a conv producing an output level of a neck
+    (``placement='output_convs'``): ``y -> implicit_alignment(y)``."""
+
+    def forward(self, *args, **kwargs):
+        return self.implicit_alignment(
+            self.yolor_wrapped_forward(self, *args, **kwargs))
+
+    def implicit_sites(self) -> List[ImplicitSite]:
+        return [
+            ImplicitSite(ALIGNMENT_ATTRIBUTE, self.implicit_alignment,
+                         ALIGNMENT, '', None)
+        ]
+
+    def fold_implicit(self) -> List[FoldSite]:
+        if self.implicit_alignment.folded:
+            return []
+        why = fold_into_output_conv(self, self.implicit_alignment)
+        return [FoldSite(ALIGNMENT_ATTRIBUTE, not why, why or FOLDED_HOW)]
+
+    def strip_folded_implicit(self) -> None:
+        if self.implicit_alignment.folded:
+            del self.implicit_alignment
+            unmix(self)
+
+
+def attach_alignment(module: nn.Module, channels: List[int], operator: str,
+                     implicit_cfg: dict) -> None:
+    """Give ``module`` (mixed with :class:`FeatureAlignmentMixin`) one
+    implicit per output level of ``channels`` channels (``concat`` appends
+    ``implicit_cfg['channels']``, default the level's channels)."""
+    implicit_cfg = dict(implicit_cfg)
+    concat_channels = implicit_cfg.pop('channels', None)
+    if operator != 'concat' and concat_channels is not None and any(
+            c != concat_channels for c in channels):
+        raise ValueError(f'implicit_cfg channels={concat_channels} must '
+                         f'equal the output channels {channels} for '
+                         f'operator {operator!r} (only concat sets its '
+                         f'own channel count)')
+    module.implicit_alignment = nn.ModuleList(
+        build_implicit(
+            operator, concat_channels or level, dim=1, **implicit_cfg)
+        for level in channels)
+
+
+def wrapped_options(wrapper: str, wrapped: Union[dict, list],
+                    options: dict) -> Union[dict, list]:
+    """The config of the module a wrapper wraps with the wrapper's other
+    keys merged into it (:func:`merged_config`).
+
+    Raises:
+        InputError: For ``num_outs``/``out_channels`` that the wrapped
+            module does not take: options of the wrapper once, renamed to
+            ``alignment_levels``/``alignment_channels``.
+    """
+    modules = wrapped if isinstance(wrapped, (list, tuple)) else [wrapped]
+    for old, new in RENAMED_OPTIONS.items():
+        if old in options and (len(modules) > 1 or not takes_argument(
+                resolve_type(modules[0], wrapper), old)):
+            raise InputError(
+                f'{wrapper}: {old}={options[old]!r} goes to the module it '
+                f'wraps, and {" + ".join(str(m["type"]) for m in modules)} '
+                f'takes no {old}. To set the number or channels of the '
+                f'aligned levels, use {wrapper}({new}=...).')
+    return merged_config(wrapped, options, wrapper)
