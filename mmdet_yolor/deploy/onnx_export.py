@@ -28,7 +28,7 @@ import logging
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -38,14 +38,14 @@ from mmengine.logging import MMLogger
 from mmengine.runner import load_checkpoint
 from torch import nn
 
-from .. import compat
 from ..config_edits import strip_pretrained
-from ..errors import InputError
 from ..models import implicit_layers
 from ..models.layers import ImplicitA, ImplicitC, ImplicitM
 from ..package_data import config_path
 from ..toggle import unyolorize
 from .fuse import FoldReport, fold_implicit, strip_folded
+from .sparse_rcnn_onnx import DETECTOR, MMDEPLOY_FAILURE, export_sparse_rcnn
+from .tracing import DeployError, TracedRun, preprocess
 
 ONNX_FILE = 'end2end.onnx'
 DEPLOY_CONFIG_FILE = 'deploy_config.py'
@@ -60,10 +60,6 @@ DEPLOY_CONFIGS = {
 
 # The ONNX op each kept implicit layer leaves in the graph.
 IMPLICIT_OPS = {ImplicitA: 'Add', ImplicitM: 'Mul', ImplicitC: 'Concat'}
-
-
-class DeployError(InputError):
-    """A model or config cannot be exported."""
 
 
 @dataclass
@@ -97,7 +93,7 @@ class ExportResult:
     model_config_file: str
     prepared: PreparedModel
     deploy_cfg: Config
-    traced: 'TracedRun'
+    traced: TracedRun
     mmdeploy_failure: Optional[str] = None
 
 
@@ -106,8 +102,6 @@ def mmdeploy_failure(model_cfg: Config) -> Optional[str]:
     such detectors (Sparse R-CNN) are exported with ``torch.onnx`` directly
     (:mod:`.sparse_rcnn_onnx`). None for the detectors mmdeploy exports.
     """
-    # imported here: the module builds on this one
-    from .sparse_rcnn_onnx import DETECTOR, MMDEPLOY_FAILURE
     return MMDEPLOY_FAILURE if model_cfg.model.get('type') == DETECTOR \
         else None
 
@@ -283,52 +277,6 @@ def graph_op_counts(onnx_file: str) -> Dict[str, int]:
     return dict(counts)
 
 
-@dataclass
-class TracedRun:
-    """The run of the PyTorch model that the export traced.
-
-    Tracing runs the model under mmdeploy's rewrites on real tensors, so
-    its outputs are the PyTorch model's under the graph's post-processing
-    (for a ``torch.onnx`` export of :mod:`.sparse_rcnn_onnx`, mmdet's own
-    ``predict`` on the traced input).
-
-    Attributes:
-        inputs (Tensor): (1, 3, H, W) preprocessed image.
-        data_samples (list): Its data samples (image metas).
-        outputs (tuple[Tensor]): ``dets`` (1, K, 5), ``labels`` (1, K) and,
-            with masks, ``masks`` (1, K, 28, 28).
-    """
-    inputs: torch.Tensor
-    data_samples: list
-    outputs: Tuple[torch.Tensor, ...]
-
-
-def preprocess(model: nn.Module, model_cfg: Config, deploy_cfg: Config,
-               image: np.ndarray) -> Tuple[torch.Tensor, list]:
-    """The config's test pipeline and the model's preprocessing applied to
-    ``image``, as mmdeploy's ``create_input`` applies them.
-
-    Args:
-        model (nn.Module): The detector (its ``data_preprocessor``).
-        model_cfg (Config): Its config; not modified.
-        deploy_cfg (Config): The mmdeploy deploy config.
-        image (np.ndarray): (H, W, 3) BGR uint8 image.
-
-    Returns:
-        tuple: (1, 3, H', W') input tensor and its data samples.
-    """
-    compat.apply_deploy_fixes()
-    from mmdeploy.apis.utils import build_task_processor
-
-    # a copy: create_input sets the loading transform of the config's
-    # pipeline to LoadImageFromNDArray in place
-    task_processor = build_task_processor(
-        copy.deepcopy(model_cfg), deploy_cfg, 'cpu')
-    data, inputs = task_processor.create_input(
-        image, None, data_preprocessor=model.data_preprocessor)
-    return inputs, data['data_samples']
-
-
 def export_onnx(model: nn.Module, model_cfg: Config, deploy_cfg: Config,
                 image: np.ndarray, onnx_file: str) -> TracedRun:
     """Convert ``model`` with mmdeploy's ONNX export, as its ``torch2onnx``
@@ -385,7 +333,6 @@ def export_graph(model: nn.Module, model_cfg: Config, deploy_cfg: Config,
     (:func:`.sparse_rcnn_onnx.export_sparse_rcnn`). Same arguments and
     result as :func:`export_onnx`."""
     if mmdeploy_failure(model_cfg):
-        from .sparse_rcnn_onnx import export_sparse_rcnn
         return export_sparse_rcnn(model, model_cfg, deploy_cfg, image,
                                   onnx_file)
     return export_onnx(model, model_cfg, deploy_cfg, image, onnx_file)

@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from torch.onnx.operators import shape_as_tensor
 
 from ..stack_api import onnx_torchscript_exporter
-from .onnx_export import DeployError, TracedRun, preprocess
+from .tracing import DeployError, TracedRun, preprocess
 
 DETECTOR = 'SparseRCNN'
 # Where mmdeploy 1.3.1's export of Sparse R-CNN fails (run with
