@@ -96,8 +96,9 @@ def load_config(config: str,
 
 def default_work_dir(config: str, yolor: Optional[str] = None) -> str:
     """``./work_dirs/<config name>``, as mmdet, with ``_yolor`` (or
-    ``_yolor-fa``/``_yolor-pr``) appended when ``--yolor`` rewrote it, so the
-    baseline's work dir is never overwritten."""
+    ``_yolor-<part>``: ``fa``, ``pr``, ``foldable``) appended when
+    ``--yolor`` rewrote it, so the baseline's work dir is never
+    overwritten."""
     name = osp.splitext(osp.basename(config))[0]
     if yolor:
         name += '_yolor' if yolor == 'all' else f'_yolor-{yolor}'
@@ -134,8 +135,10 @@ def prepare_train_config(config: str,
             size (the config needs ``auto_scale_lr.base_batch_size``).
         cfg_options (dict, optional): Overrides merged into the config.
         launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
-        yolor (str, optional): Apply :func:`yolorize`: ``'all'``, ``'fa'``
-            (feature alignment only) or ``'pr'`` (prediction refinement only).
+        yolor (str, optional): Apply :func:`yolorize` with one of the parts
+            of :data:`~mmdet_yolor.toggle.YOLOR_PARTS`: ``'all'``, ``'fa'``
+            (feature alignment only), ``'pr'`` (prediction refinement only)
+            or ``'foldable'`` (both, in the placement that folds away).
     """
     cfg = load_config(config, cfg_options, yolor)
     _set_common(cfg, config, work_dir, launcher, yolor)

@@ -51,13 +51,17 @@ def yolorize(cfg: Config,
              feature_alignment: bool = True,
              prediction_refinement: bool = True,
              implicit_cfg: Optional[dict] = None,
-             alignment_operator: str = 'add',
-             alignment_placement: str = 'outputs',
-             share_across_levels: bool = False,
-             input_implicit: str = 'all',
+             alignment_operator: Optional[str] = None,
+             alignment_placement: Optional[str] = None,
+             share_across_levels: Optional[bool] = None,
+             input_implicit: Optional[str] = None,
              foldable: bool = False,
              no_weight_decay: bool = True) -> Config:
     """Return a copy of ``cfg`` rewritten to its YOLOR form.
+
+    The wrapper options (``implicit_cfg`` to ``input_implicit``) go into the
+    wrappers' configs only where given: None leaves the wrapper's default
+    (see :class:`YOLORNeck`, :class:`YOLORBackbone`, :class:`YOLORHead`).
 
     Args:
         cfg (Config): A loaded mmdet config with a ``model``.
@@ -69,15 +73,15 @@ def yolorize(cfg: Config,
             Heads without prediction layers (``EmbeddingRPNHead``, panoptic
             fusion heads) are left as they are. Defaults to True.
         implicit_cfg (dict, optional): ``implicit_cfg`` of every wrapper
-            (``form``, ``init``, ...). Defaults to the wrappers' defaults.
-        alignment_operator (str): ``operator`` of ``YOLORNeck`` or
-            ``YOLORBackbone``. Defaults to ``'add'``.
-        alignment_placement (str): ``placement`` of ``YOLORNeck``. Defaults
-            to ``'outputs'``.
-        share_across_levels (bool): ``share_across_levels`` of every
-            ``YOLORHead``. Defaults to False.
-        input_implicit (str): ``input_implicit`` of every ``YOLORHead``.
-            Defaults to ``'all'``.
+            (``form``, ``init``, ...).
+        alignment_operator (str, optional): ``operator`` of ``YOLORNeck``
+            or ``YOLORBackbone``.
+        alignment_placement (str, optional): ``placement`` of
+            ``YOLORNeck``.
+        share_across_levels (bool, optional): ``share_across_levels`` of
+            every ``YOLORHead``.
+        input_implicit (str, optional): ``input_implicit`` of every
+            ``YOLORHead``.
         foldable (bool): The placement whose every implicit folds exactly
             into a neighbouring layer (``mmdet_yolor.fuse_implicit``), so
             that the trained model becomes a plain mmdet model:
@@ -116,20 +120,17 @@ def yolorize(cfg: Config,
         model, path = model['detector'], f'{path}.detector'
 
     if feature_alignment:
-        alignment = dict()
-        if alignment_operator != 'add':
-            alignment['operator'] = alignment_operator
-        if implicit_cfg:
-            alignment['implicit_cfg'] = copy.deepcopy(implicit_cfg)
+        alignment = _given(
+            operator=alignment_operator,
+            implicit_cfg=copy.deepcopy(implicit_cfg) or None)
         _wrap_features(model, alignment, alignment_placement, path, source)
     if prediction_refinement:
-        head = dict(type='YOLORHead')
-        if implicit_cfg:
-            head['implicit_cfg'] = copy.deepcopy(implicit_cfg)
-        if share_across_levels:
-            head['share_across_levels'] = True
-        if input_implicit != 'all':
-            head['input_implicit'] = input_implicit
+        head = dict(
+            type='YOLORHead',
+            **_given(
+                implicit_cfg=copy.deepcopy(implicit_cfg) or None,
+                share_across_levels=share_across_levels,
+                input_implicit=input_implicit))
         _wrap_heads(model, head, path, source)
 
     imports: List[str] = list(cfg.get('custom_imports', {}).get('imports', []))
@@ -148,6 +149,11 @@ def yolorize(cfg: Config,
     return cfg
 
 
+def _given(**options) -> dict:
+    """The options that were given (not None)."""
+    return {key: value for key, value in options.items() if value is not None}
+
+
 def _check_not_yolor(module_cfg: dict, path: str, source: str) -> None:
     if module_cfg.get('type') in YOLOR_TYPES:
         raise YolorizeError(f'yolorize: {path} in {source} is already a '
@@ -155,8 +161,8 @@ def _check_not_yolor(module_cfg: dict, path: str, source: str) -> None:
                             f'form already')
 
 
-def _wrap_features(model: dict, alignment: dict, placement: str, path: str,
-                   source: str) -> None:
+def _wrap_features(model: dict, alignment: dict, placement: Optional[str],
+                   path: str, source: str) -> None:
     """Wrap the neck (a neck list as a whole) in ``YOLORNeck``; without a
     neck, the backbone in ``YOLORBackbone``."""
     neck = model.get('neck')
@@ -164,9 +170,9 @@ def _wrap_features(model: dict, alignment: dict, placement: str, path: str,
         necks = neck if isinstance(neck, list) else [neck]
         for item in necks:
             _check_not_yolor(item, f'{path}.neck', source)
-        if placement != 'outputs':
+        if placement == 'output_convs':
             _check_output_convs(necks, path, source)
-            alignment['placement'] = placement
+        alignment.update(_given(placement=placement))
         model['neck'] = ConfigDict(type='YOLORNeck', neck=neck, **alignment)
         return
     backbone = model.get('backbone')
@@ -176,7 +182,7 @@ def _wrap_features(model: dict, alignment: dict, placement: str, path: str,
             f'backbone for feature alignment. Use feature_alignment=False '
             f'(tools: --yolor pr) to add prediction refinement only.')
     _check_not_yolor(backbone, f'{path}.backbone', source)
-    if placement != 'outputs':
+    if placement not in (None, 'outputs'):
         raise YolorizeError(
             f"yolorize: alignment placement {placement!r} puts the implicits "
             f"on a neck's output convs, but {path} in {source} has no neck. "
