@@ -4,9 +4,10 @@
 ``g(z)`` does not depend on the input, so after training it is a constant
 that the layer next to it can absorb (paper section 4.4). Every YOLOR module
 that owns implicit layers knows how to fold them
-(:class:`~mmdet_yolor.models.wrapping.FoldableMixin`: the neck and backbone
+(:class:`~mmdet_yolor.models.foldable.FoldableMixin`: the neck and backbone
 alignment, FPN output convs, refined prediction layers; the rules are in
-:mod:`mmdet_yolor.models.layers.folding`). This module walks a model, asks
+:mod:`mmdet_yolor.models.layers.folding`, FPN's in
+:mod:`mmdet_yolor.models.necks.fpn_folding`). This module walks a model, asks
 each owner to fold, and reports what was folded and what was kept.
 
 The words: to *fold* an implicit is to move its value into a neighbouring

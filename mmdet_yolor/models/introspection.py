@@ -1,7 +1,7 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """What YOLOR put into a model: one place to ask.
 
-The modules that own implicit layers (:class:`~.wrapping.FoldableMixin`: a
+The modules that own implicit layers (:class:`~.foldable.FoldableMixin`: a
 neck's or backbone's feature alignment, a neck's output convs, refined
 prediction layers) each say what their implicits act on; these functions
 walk a model and ask them. Analysis, plots, the zoo sweep and the tests use

@@ -15,7 +15,7 @@ rule is a pure function of tensors, as torch's ``fuse_conv_bn_weights``:
 
 ``fold_*`` apply them to a layer in place. The modules that own implicit
 layers (the YOLOR neck, backbone and prediction-layer mixins) decide which
-rule applies where (``FoldableMixin`` in :mod:`..wrapping`).
+rule applies where (``FoldableMixin`` in :mod:`..foldable`).
 """
 from typing import Optional, Tuple
 
