@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
 from ..toggle import unyolorize
-from .fuse import FoldReport, fold_implicit, strip_folded
+from .fuse import FoldReport, prepare_for_deployment
 
 
 def fuse_checkpoint(cfg: Config, checkpoint: str,
@@ -32,9 +32,9 @@ def fuse_checkpoint(cfg: Config, checkpoint: str,
     model = MODELS.build(cfg.model)
     source = load_checkpoint(model, checkpoint, map_location='cpu')
     model.eval()
-    report = fold_implicit(model)
+    # saved for the YOLOR config unless everything folded: keep every key
+    report = prepare_for_deployment(model, strip_partial=False)
     if report.complete:
-        strip_folded(model)
         config = osp.splitext(out)[0] + '.py'
         unyolorize(cfg).dump(config)
     else:

@@ -79,6 +79,27 @@ def strip_folded(model: nn.Module) -> None:
             module.strip_folded_implicit()
 
 
+def prepare_for_deployment(model: nn.Module,
+                           strip_partial: bool = True) -> FoldReport:
+    """Fold every implicit of ``model`` that folds exactly and strip the
+    folded ones, in place; return the report. The one preparation of a model
+    for inference, used by :func:`fuse_implicit`, ``fuse_checkpoint``, the
+    ONNX export and the zoo sweep.
+
+    Args:
+        model (nn.Module): A model with YOLOR implicits (or without: then
+            nothing happens and the report is empty).
+        strip_partial (bool): Strip even when some implicits were kept.
+            ``False`` for a model saved for its YOLOR config, which must
+            keep every key: its folded implicits stay, at identity.
+            Defaults to True.
+    """
+    report = fold_implicit(model)
+    if strip_partial or report.complete:
+        strip_folded(model)
+    return report
+
+
 def fuse_implicit(model: nn.Module, logger: str = 'current') -> nn.Module:
     """Fold implicit knowledge into the neighbouring layers of ``model`` for
     inference, in place, and log what was folded and what was kept. Calling
@@ -88,7 +109,5 @@ def fuse_implicit(model: nn.Module, logger: str = 'current') -> nn.Module:
         nn.Module: ``model``, computing the same outputs (within float
         rounding) without the runtime operations of the folded implicits.
     """
-    report = fold_implicit(model)
-    strip_folded(model)
-    print_log(report.format(), logger=logger)
+    print_log(prepare_for_deployment(model).format(), logger=logger)
     return model

@@ -13,11 +13,11 @@ mmdeploy 1.3.1 cannot export Sparse R-CNN (:func:`mmdeploy_failure`):
 with mmdeploy's inputs and outputs, and the work dir gets the graph and the
 two configs.
 
-A YOLOR checkpoint is folded first (:func:`fold_implicit` and
-:func:`strip_folded`): what folded leaves no node in the graph, what is
-kept stays one ``Add`` (``ImplicitA``), ``Mul`` (``ImplicitM``) or
-``Concat`` (``ImplicitC``) each. When everything folds, the model config is
-the plain mmdet one and mmdet_yolor is not needed to run the export.
+A YOLOR checkpoint is folded first (:func:`prepare_for_deployment`): what
+folded leaves no node in the graph, what is kept stays one ``Add``
+(``ImplicitA``), ``Mul`` (``ImplicitM``) or ``Concat`` (``ImplicitC``) each.
+When everything folds, the model config is the plain mmdet one and mmdet_yolor
+is not needed to run the export.
 
 mmdeploy is imported here only when used, after the fixes it needs on this
 stack (:func:`mmdet_yolor.compat.apply_deploy_fixes`).
@@ -43,7 +43,7 @@ from ..models import implicit_layers
 from ..models.layers import ImplicitA, ImplicitC, ImplicitM
 from ..package_data import config_path
 from ..toggle import unyolorize
-from .fuse import FoldReport, fold_implicit, strip_folded
+from .fuse import FoldReport, prepare_for_deployment
 from .sparse_rcnn_onnx import DETECTOR, MMDEPLOY_FAILURE, export_sparse_rcnn
 from .tracing import DeployError, TracedRun, preprocess
 
@@ -220,8 +220,7 @@ def fold_for_export(model: nn.Module,
                     model_cfg: Config,
                     fold: bool = True) -> PreparedModel:
     """Put ``model`` in eval mode and, with ``fold``, fold its implicits and
-    remove the folded ones (:func:`fold_implicit`, :func:`strip_folded`),
-    in place.
+    remove the folded ones (:func:`prepare_for_deployment`), in place.
 
     Args:
         model (nn.Module): The detector built from ``model_cfg``.
@@ -236,8 +235,7 @@ def fold_for_export(model: nn.Module,
     model.eval()
     report = None
     if fold:
-        report = fold_implicit(model)
-        strip_folded(model)
+        report = prepare_for_deployment(model)
         if report.sites and report.complete:
             model_cfg = unyolorize(model_cfg)
     return PreparedModel(model, model_cfg, report)

@@ -12,7 +12,7 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from torch import nn
 
-from ...deploy import FoldReport, fold_implicit, fuse_implicit
+from ...deploy import FoldReport, prepare_for_deployment
 from ...errors import InputError
 from ...models import alignment_targets
 from ...models.layers.implicit import is_implicit_parameter
@@ -277,12 +277,9 @@ def _sweep(cfg: Config, settings: SweepSettings, result: ConfigCheck,
         raw_before = raw_outputs(model, batch)
         phase = 'fold'
         progress('folding the implicits and predicting again')
-        # folds in place and reports; fuse_implicit then folds nothing more
-        # and removes what was folded
-        result.fold_report = report = fold_implicit(model)
+        result.fold_report = report = prepare_for_deployment(model)
         row.folded = (sum(site.folded
                           for site in report.sites), len(report.sites))
-        fuse_implicit(model, logger='silent')
         with replay_proposals(model, replay=proposals) as folded_proposals:
             after = predict(model, yolor_cfg, batch)
         row.agreement = min(
