@@ -149,7 +149,12 @@ def test_setup_distributed_does_nothing_single_process():
     assert not torch_dist.is_initialized()
 
 
-def _setup_distributed_on_gloo(cfg):
+def _setup_distributed_on_gloo(monkeypatch, cfg, **environment):
+    """Run setup_distributed in the environment a launcher sets."""
+    for name in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     try:
         compat.setup_distributed(cfg)
         assert torch_dist.is_initialized()
@@ -165,35 +170,30 @@ def _setup_distributed_on_gloo(cfg):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
 def test_setup_distributed_uses_gloo_without_cuda(monkeypatch):
-    # what torchrun sets
-    for name, value in dict(
-            RANK='0',
-            LOCAL_RANK='0',
-            WORLD_SIZE='1',
-            MASTER_ADDR='127.0.0.1',
-            MASTER_PORT='29533').items():
-        monkeypatch.setenv(name, value)
-    _setup_distributed_on_gloo(
-        Config(
-            dict(
-                launcher='pytorch',
-                env_cfg=dict(dist_cfg=dict(backend='nccl')))))
+    cfg = Config(
+        dict(launcher='pytorch', env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    _setup_distributed_on_gloo(  # what torchrun sets
+        monkeypatch,
+        cfg,
+        RANK='0',
+        LOCAL_RANK='0',
+        WORLD_SIZE='1',
+        MASTER_ADDR='127.0.0.1',
+        MASTER_PORT='29533')
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
 def test_setup_distributed_runs_slurm_tasks_without_cuda(monkeypatch):
-    # what srun sets; mmengine reads the rank and world size from it
-    for name, value in dict(
-            SLURM_PROCID='0',
-            SLURM_LOCALID='0',
-            SLURM_NTASKS='1',
-            SLURM_NODELIST='localhost',
-            MASTER_ADDR='127.0.0.1',
-            MASTER_PORT='29534').items():
-        monkeypatch.setenv(name, value)
-    for name in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
-        monkeypatch.delenv(name, raising=False)
-    _setup_distributed_on_gloo(Config(dict(launcher='slurm')))
+    _setup_distributed_on_gloo(  # what srun sets
+        monkeypatch,
+        Config(dict(launcher='slurm')),
+        SLURM_PROCID='0',
+        SLURM_LOCALID='0',
+        SLURM_NTASKS='1',
+        SLURM_NODELIST='localhost',
+        MASTER_ADDR='127.0.0.1',
+        MASTER_PORT='29534')
+    # mmengine read the rank and world size from Slurm's variables
     assert os.environ['RANK'] == '0' and os.environ['WORLD_SIZE'] == '1'
     # the device selection is back for the rest of the process
     assert torch.cuda.set_device.__module__ == 'torch.cuda'
