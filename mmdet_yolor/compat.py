@@ -95,6 +95,7 @@ mmdeploy); ``MMDET_YOLOR_DISABLE_FIXES`` takes their names too:
 import contextlib
 import copyreg
 import functools
+import gc
 import inspect
 import os
 import pickle
@@ -102,7 +103,7 @@ import stat
 import uuid
 import warnings
 from functools import partial
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -114,6 +115,7 @@ from mmengine.dist import init_dist
 from mmengine.fileio import LocalBackend as StockLocalBackend
 from mmengine.fileio import register_backend
 from mmengine.logging import HistoryBuffer
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmengine.utils.dl_utils import set_multi_processing
@@ -387,14 +389,21 @@ def _apply(fixes: Dict[str, Callable[[], None]]) -> List[str]:
     return applied
 
 
-def end_distributed() -> None:
+def end_distributed(runner: Optional[Runner] = None) -> None:
     """Shut the process group down once a run has finished (part of fix
     6). Left to interpreter exit, gloo's threads can abort a process whose
     run succeeded ("terminate called without an active exception"); torch
-    asks for ``destroy_process_group`` before exit. Does nothing in a
+    asks for ``destroy_process_group`` before exit. The DDP wrapper of
+    ``runner``'s model holds the group too (its reducer) and would keep it
+    to interpreter exit all the same: the runner keeps the wrapped model
+    instead, and the wrapper is freed first. Does nothing in a
     single-process run."""
-    if torch_dist.is_available() and torch_dist.is_initialized():
-        torch_dist.destroy_process_group()
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    if runner is not None and is_model_wrapper(runner.model):
+        runner.model = runner.model.module
+        gc.collect()
+    torch_dist.destroy_process_group()
 
 
 @contextlib.contextmanager

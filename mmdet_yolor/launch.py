@@ -244,7 +244,7 @@ def train(cfg: Config) -> Runner:
     check_inputs(cfg, loaders)
     runner = build_runner(cfg)
     runner.train()
-    compat.end_distributed()
+    compat.end_distributed(runner)
     return runner
 
 
@@ -258,7 +258,7 @@ def test(cfg: Config, out: Optional[str] = None) -> dict:
     if out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
     metrics = runner.test()
-    compat.end_distributed()
+    compat.end_distributed(runner)
     return metrics
 
 

@@ -8,6 +8,8 @@ import stat
 import subprocess
 import sys
 import textwrap
+import types
+import weakref
 from types import SimpleNamespace
 
 import numpy as np
@@ -373,9 +375,17 @@ def test_ssd_predicts():
 def test_end_distributed_shuts_the_process_group_down(tmp_path):
     torch_dist.init_process_group(
         'gloo', init_method=f'file://{tmp_path}/store', rank=0, world_size=1)
-    compat.end_distributed()
+    # the runner's DDP wrapper (its reducer holds the group) is freed first
+    from mmengine.model import MMDistributedDataParallel
+    model = torch.nn.Linear(2, 2)
+    wrapper = MMDistributedDataParallel(module=model, device_ids=None)
+    freed = weakref.ref(wrapper)
+    runner = types.SimpleNamespace(model=wrapper)
+    del wrapper
+    compat.end_distributed(runner)
     assert not torch_dist.is_initialized()
-    compat.end_distributed()  # single-process: nothing to do
+    assert runner.model is model and freed() is None
+    compat.end_distributed(runner)  # single-process: nothing to do
 
 
 class ToyModel(BaseModel):
