@@ -23,6 +23,7 @@ finished (the final job runs that). GPUs and CPUs per job as in
 adds sbatch options (``--time``, ``--qos``, ``--account``).
 """
 import argparse
+import json
 import os
 import os.path as osp
 import shlex
@@ -202,7 +203,6 @@ def submit(command: List[str], env: Dict[str, str]) -> str:
 
 def write_manifest(work_dir: str, rows: Sequence[Row],
                    jobs: Sequence[Job]) -> None:
-    import json
     with open(osp.join(work_dir, MANIFEST), 'w', encoding='utf-8') as file:
         json.dump(
             dict(
@@ -213,7 +213,6 @@ def write_manifest(work_dir: str, rows: Sequence[Row],
 
 
 def read_manifest(work_dir: str):
-    import json
     path = osp.join(work_dir, MANIFEST)
     if not osp.isfile(path):
         raise SystemExit(f'slurm_seed_tables: {path} is missing; --results '
