@@ -1,34 +1,15 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-import os.path as osp
-import sys
-
+import processes
 import pytest
-from processes import TOOLS, free_port, run
 
 from mmdet_yolor.testing import tiny_fcos_config
 
 
 @pytest.fixture
 def run_tool():
-    """``run_tool(name, *args, cwd, env=None, check=True)`` runs
-    ``tools/<name>``: a .py with this interpreter, a .sh with bash, PYTHON
-    set to this interpreter and PORT to a free port (unless ``env`` sets
-    them)."""
-
-    def run_tool(name, *args, cwd, env=None, **kwargs):
-        path = osp.join(TOOLS, name)
-        if name.endswith('.sh'):
-            return run(['bash', path, *args],
-                       cwd,
-                       env={
-                           'PYTHON': sys.executable,
-                           'PORT': free_port(),
-                           **(env or {})
-                       },
-                       **kwargs)
-        return run([sys.executable, path, *args], cwd, env=env, **kwargs)
-
-    return run_tool
+    """``run_tool(name, *args, cwd, env=None, check=True)``
+    (:func:`processes.run_tool`)."""
+    return processes.run_tool
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import socket
 import subprocess
+import sys
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(REPO, 'tools')
@@ -28,3 +29,22 @@ def free_port() -> str:
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))
         return str(probe.getsockname()[1])
+
+
+def run_tool(name, *args, cwd, env=None, **kwargs):
+    """Run ``tools/<name>``: a .py with this interpreter, a .sh with bash,
+    PYTHON set to this interpreter and PORT and MASTER_PORT (torchrun's and
+    Slurm tasks' rendezvous) to free ports, unless ``env`` sets them."""
+    path = osp.join(TOOLS, name)
+    if name.endswith('.sh'):
+        return run(
+            ['bash', path, *args],
+            cwd,
+            env={
+                'PYTHON': sys.executable,
+                'PORT': free_port(),
+                'MASTER_PORT': free_port(),
+                **(env or {})
+            },
+            **kwargs)
+    return run([sys.executable, path, *args], cwd, env=env, **kwargs)

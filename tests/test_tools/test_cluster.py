@@ -22,7 +22,7 @@ import time
 
 import pytest
 import torch
-from processes import REPO, free_port, run
+from processes import REPO, free_port, run, run_tool
 
 from mmdet_yolor.compat import load_from_local
 
@@ -80,7 +80,7 @@ def tiny(tmp_path_factory):
     cfg.model.test_cfg.score_thr = 0.0
     config = str(root / 'tiny.py')
     cfg.dump(config)
-    launch(
+    run_tool(
         'dist_train.sh',
         config,
         '2',
@@ -89,19 +89,6 @@ def tiny(tmp_path_factory):
         str(root / 'torchrun'),
         cwd=root)
     return root, config
-
-
-def launch(tool, *args, cwd, env=None):
-    """Run ``tools/<tool>`` with this interpreter and a free master port."""
-    return run(
-        ['bash', osp.join(REPO, 'tools', tool), *args],
-        str(cwd),
-        env={
-            'PYTHON': sys.executable,
-            'PORT': free_port(),
-            'MASTER_PORT': free_port(),
-            **(env or {})
-        })
 
 
 def weights(path):
@@ -128,7 +115,7 @@ def test_slurm_tasks_train_as_torchrun_processes(local_slurm, tiny):
     # the stock GPU request (on the node's fake GPUs), no MASTER_ADDR:
     # mmengine reads the master from `scontrol show hostname`
     env = dict(GPUS='2', GPUS_PER_NODE='2', CPUS_PER_TASK='1')
-    result = launch(
+    result = run_tool(
         'slurm_train.sh',
         PARTITION,
         'tiny',
@@ -205,7 +192,7 @@ def test_slurm_test_evaluates_as_test_py(local_slurm, tiny, run_tool):
         str(root / 'one.pkl'),
         cwd=root)
     # a CPU partition: no GPU request at all
-    result = launch(
+    result = run_tool(
         'slurm_test.sh',
         PARTITION,
         'tiny-test',
