@@ -6,7 +6,7 @@
 VENV   ?= .venv
 export VENV
 PYTHON := $(VENV)/bin/python
-LINT_PATHS := mmdet_yolor configs tools tests setup.py
+LINT_PATHS := mmdet_yolor configs tools .dev_scripts tests setup.py
 
 .PHONY: install test test-quick test-stacks demo lint lint-env format clean
 
@@ -25,11 +25,11 @@ test-quick: install
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -n 2 --dist loadfile -m "not slow" tests
 
 # The suite on each stack of the supported-stack matrix, one venv each
-# beside .venv, and a table of the results (tools/misc/test_stacks.py;
+# beside .venv, and a table of the results (.dev_scripts/test_stacks.py;
 # STACKS="2.1.2 2.13.0" for some of them). About 15 minutes a stack, plus
 # each torch's first mmcv build.
 test-stacks:
-	python3 tools/misc/test_stacks.py $(STACKS)
+	python3 .dev_scripts/test_stacks.py $(STACKS)
 
 demo: install
 	$(PYTHON) tools/demo.py $(DEMO_ARGS)

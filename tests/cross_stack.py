@@ -34,7 +34,7 @@ def checkpoint_config(data_root: str,
     """The tiny FCOS config (YOLOR comes from ``--yolor``) of the
     fixtures: two training images of 32 px, one iteration an epoch, every
     detection kept (so that even an untrained model has a box mAP)."""
-    from mmdet_yolor.testing import shrink_backbone, tiny_fcos_config
+    from yolor_testing import shrink_backbone, tiny_fcos_config
     cfg = tiny_fcos_config(
         data_root,
         work_dir,

@@ -14,7 +14,8 @@ from mmdet_yolor.checks import (annotation_files, check_annotation_file,
                                 find_resumable_checkpoint)
 from mmdet_yolor.compat import CheckpointError
 from mmdet_yolor.errors import InputError
-from mmdet_yolor.testing import tiny_fcos_config
+
+from yolor_testing import tiny_fcos_config
 
 COCO = dict(
     images=[dict(id=1, width=100, height=80, file_name='a.png')],

@@ -28,8 +28,8 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from torch._dynamo.utils import counters
 
 from mmdet_yolor import compat
-from mmdet_yolor.analysis.compiling import count_compilation
 from mmdet_yolor.stack_api import loads_weights_only_by_default
+from yolor_dev.compiling import count_compilation
 
 
 def message_hub_checkpoint(path):

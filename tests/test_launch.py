@@ -3,7 +3,8 @@ import pytest
 
 from mmdet_yolor import launch
 from mmdet_yolor.errors import InputError
-from mmdet_yolor.testing import tiny_fcos_config
+
+from yolor_testing import tiny_fcos_config
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ from torch import nn
 
 from mmdet_yolor import yolorize
 from mmdet_yolor.package_data import SEED_CONFIGS, get_config
-from mmdet_yolor.testing import shrink_backbone
 from mmdet_yolor.toggle import YolorizeError, is_yolorized, unyolorize
+
+from yolor_testing import shrink_backbone
 
 
 def test_returns_a_copy():

@@ -16,10 +16,10 @@ from mmdet_yolor.analysis.work_dirs import load_work_dirs
 from mmdet_yolor.models import ImplicitA, ImplicitM, ImplicitSite
 from mmdet_yolor.models.foldable import ALIGNMENT, OUTPUT
 from mmdet_yolor.package_data import get_config
-from mmdet_yolor.testing import shrink_backbone
 
 from crafted_work_dirs import (FASTER_RCNN, FASTER_RCNN_YOLOR, make_work_dir,
                                one_run, train_records)
+from yolor_testing import shrink_backbone
 
 FCOS = 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'
 SHIFTED = 'neck.implicit_alignment.0'

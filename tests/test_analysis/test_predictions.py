@@ -12,7 +12,8 @@ from mmdet_yolor.analysis.predictions import (FIGURE_DPI, GROUND_TRUTH,
                                               plot_predictions,
                                               predictions_figure)
 from mmdet_yolor.datasets import CLASSES
-from mmdet_yolor.testing import tiny_fcos_config
+
+from yolor_testing import tiny_fcos_config
 
 
 def test_fixed_indices_spread_over_the_dataset():

@@ -28,8 +28,9 @@ from mmdet_yolor.deploy.verify import (OpComparison, ParityChecker,
 from mmdet_yolor.models.layers import BaseImplicit
 from mmdet_yolor.package_data import get_config
 from mmdet_yolor.stack_api import onnx_torchscript_exporter
-from mmdet_yolor.testing import (randomise_implicits, spread_head_weights,
-                                 spread_sparse_rcnn)
+
+from yolor_testing import (randomise_implicits, spread_head_weights,
+                           spread_sparse_rcnn)
 
 DETECTORS = {
     'fcos': 'demo/fcos_r18_fpn_6e_shapes.py',

@@ -16,8 +16,9 @@ from mmdet_yolor.models.layers.folding import (fold_add_into_consumer,
                                                fold_add_into_producer,
                                                fold_multiply_into_producer)
 from mmdet_yolor.package_data import get_config
-from mmdet_yolor.testing import (assert_close_stages, randomise_implicits,
-                                 shrink_backbone)
+
+from yolor_testing import (assert_close_stages, randomise_implicits,
+                           shrink_backbone)
 
 DETECTORS = {
     'faster_rcnn': 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',

@@ -27,9 +27,10 @@ from mmengine.config import Config
 from mmengine.hub import get_config
 
 from mmdet_yolor import fuse_implicit, yolorize
-from mmdet_yolor.analysis.compiling import count_compilation
 from mmdet_yolor.package_data import config_path
-from mmdet_yolor.testing import shrink_zoo_config
+from yolor_dev.compiling import count_compilation
+
+from yolor_testing import shrink_zoo_config
 
 DEMO = 'demo/{}_r18_fpn_6e_shapes.py'
 ALL_FORMS = ('paper', 'paper folded', 'foldable', 'foldable folded')

@@ -10,7 +10,8 @@ from mmengine.hub import get_config as get_mmdet_config
 from mmdet_yolor import yolorize
 from mmdet_yolor.package_data import SEED_CONFIGS, get_config
 from mmdet_yolor.stack_api import tree_leaves
-from mmdet_yolor.testing import shrink_backbone
+
+from yolor_testing import shrink_backbone
 
 IMAGE_SHAPES = [(3, 96, 128), (3, 128, 96)]
 

@@ -9,7 +9,8 @@ from mmdet_yolor.models import (alignment_targets, implicit_layers,
                                 implicit_sites, refined_layers)
 from mmdet_yolor.models.foldable import ALIGNMENT, INPUT, OUTPUT
 from mmdet_yolor.models.introspection import refined_levels
-from mmdet_yolor.testing import tiny_fcos_config
+
+from yolor_testing import tiny_fcos_config
 
 HEAD_LAYERS = ['conv_cls', 'conv_reg', 'conv_centerness']
 

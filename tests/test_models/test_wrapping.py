@@ -19,7 +19,8 @@ from mmdet_yolor.models.foldable import FoldableMixin
 from mmdet_yolor.models.wrapping import (YOLORMixin, mix_into, unmix,
                                          wrapped_type)
 from mmdet_yolor.package_data import get_config
-from mmdet_yolor.testing import shrink_backbone
+
+from yolor_testing import shrink_backbone
 
 
 @pytest.fixture(scope='module')

@@ -5,7 +5,7 @@ shrunk detector each (ResNet-18, two transformer layers, small images):
 - it trains with implicits on its neck's (or backbone's) outputs and in
   every head family, each implicit called and reached by gradients, and
   folding keeps its predictions: the zoo sweep's checks
-  (:func:`~mmdet_yolor.analysis.zoo.sweep_config`);
+  (:func:`~mmdet_yolor.analysis.config_check.sweep_config`);
 - warm-started from its baseline's weights with identity implicits it
   predicts exactly what the baseline predicts (adding 0 and multiplying
   by 1 are exact in float arithmetic, so this holds on any machine).
@@ -18,12 +18,14 @@ from mmdet.utils import register_all_modules
 from mmengine.hub import get_config
 
 from mmdet_yolor import yolorize
-from mmdet_yolor.analysis.zoo import OK, SweepSettings, sweep_config
-from mmdet_yolor.analysis.zoo.inputs import (eval_batch, generate_samples,
-                                             image_shapes, input_spec)
-from mmdet_yolor.analysis.zoo.machine import adapt_to_machine
-from mmdet_yolor.analysis.zoo.steps import build_model
-from mmdet_yolor.testing import shrink_zoo_config
+from mmdet_yolor.analysis.config_check import OK, SweepSettings, sweep_config
+from mmdet_yolor.analysis.config_check.inputs import (eval_batch,
+                                                      generate_samples,
+                                                      image_shapes, input_spec)
+from mmdet_yolor.analysis.config_check.machine import adapt_to_machine
+from mmdet_yolor.analysis.config_check.steps import build_model
+
+from yolor_testing import shrink_zoo_config
 
 SETTINGS = SweepSettings(image_size=192, steps=2, objects=4)
 

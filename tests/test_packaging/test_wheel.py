@@ -156,6 +156,44 @@ def test_wheel_ships_configs_tools_and_license(wheel):
     assert 'mmdet_yolor-0.1.0.dist-info/licenses/LICENSE' in names
 
 
+def test_wheel_leaves_the_development_tooling_out(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    # .dev_scripts (the zoo sweep, the benchmarks, the stack matrix) and the
+    # tests' helpers are not product
+    assert not [
+        name for name in names
+        if 'yolor_dev' in name or 'dev_scripts' in name or name.endswith(
+            ('testing.py', 'zoo_sweep.py', 'benchmark.py', 'test_stacks.py'))
+    ]
+    # the per-config check is: tools/analysis/check_config.py runs it
+    assert 'mmdet_yolor/analysis/config_check/row.py' in names
+    assert 'mmdet_yolor/.mim/tools/analysis/check_config.py' in names
+
+
+# Imports every module of the installed package, as the tools would (not
+# the dataset's __main__, which writes the dataset).
+IMPORT_ALL = """
+import pkgutil, sys, mmdet_yolor
+names = [m.name for m in pkgutil.walk_packages(mmdet_yolor.__path__,
+                                               'mmdet_yolor.')
+         if not m.name.endswith('__main__')]
+for name in names:
+    __import__(name)
+print(len(names), 'yolor_dev' in sys.modules)
+"""
+
+
+def test_installed_package_and_check_config_need_no_checkout(target, user_dir):
+    env = dict(PYTHONPATH=target)
+    output = run([sys.executable, '-c', IMPORT_ALL], user_dir, env).stdout
+    imported, dev = output.splitlines()[-1].split()
+    assert int(imported) > 40 and dev == 'False'
+    check = osp.join(target, 'mmdet_yolor', '.mim', 'tools', 'analysis',
+                     'check_config.py')
+    result = run([sys.executable, check, '--help'], user_dir, env)
+    assert '--yolor' in result.stdout
+
+
 def test_scope_and_model_from_the_installed_wheel(target, user_dir):
     result = run([sys.executable, '-c', USE_PACKAGE, 'user_config.py'],
                  user_dir,

@@ -6,9 +6,9 @@ from mmdet.registry import MODELS
 
 from mmdet_yolor import yolorize
 from mmdet_yolor.package_data import get_config
-from mmdet_yolor.testing import shrink_backbone
 
 from crafted_work_dirs import make_work_dir, one_run, train_records
+from yolor_testing import shrink_backbone
 
 ATSS = dict(type='ATSS', neck=dict(type='FPN'))
 ATSS_YOLOR = dict(type='ATSS', neck=dict(type='YOLORNeck', neck=ATSS['neck']))
@@ -81,29 +81,3 @@ def test_plot_implicit(run_tool, tmp_path):
     assert '| neck.implicit_alignment.0 | add | 256 |' in result.stdout
     assert result.stdout.rstrip().endswith('saved implicit.png')
     assert (tmp_path / 'implicit.png').stat().st_size > 0
-
-
-def test_benchmark(run_tool, tiny_config, tmp_path):
-    result = run_tool(
-        'analysis/benchmark.py',
-        tiny_config(),
-        '--yolor',
-        'foldable',
-        '--image-size',
-        '64',
-        '--warmup',
-        '0',
-        '--repeats',
-        '1',
-        '--json',
-        'bench.json',
-        cwd=tmp_path)
-    rows = result.stdout.strip().splitlines()
-    # only the table: mmengine's per-parameter init messages are silenced
-    assert all(row.startswith('| ') for row in rows), rows[:3]
-    assert [row.split(' | ')[0] for row in rows[2:]
-            ] == ['| baseline', '| YOLOR', '| YOLOR folded']
-    # the foldable placement folds back to the baseline's parameters
-    assert rows[4].split(' | ')[1] == rows[2].split(' | ')[1] + ' (1.000x)'
-    results = json.loads((tmp_path / 'bench.json').read_text())['results']
-    assert results[0]['params'] == results[2]['params']

@@ -7,7 +7,8 @@ import pytest
 from mmengine.config import Config
 
 from mmdet_yolor.datasets import ensure_dataset
-from mmdet_yolor.testing import tiny_fcos_config
+
+from yolor_testing import tiny_fcos_config
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ def tiny(tmp_path_factory):
     """A tiny FCOS config (GN: the same batch statistics however the batch
     is split) in a module-wide folder, and a torchrun training of it with 2
     processes: the reference of the launches below."""
-    from mmdet_yolor.testing import tiny_fcos_config
+    from yolor_testing import tiny_fcos_config
     root = tmp_path_factory.mktemp('cluster')
     cfg = tiny_fcos_config(
         str(root / 'data'), str(root / 'work'), max_epochs=2, norm='GN')
@@ -244,7 +244,7 @@ def wait_for(condition, what, timeout=300):
 def test_requeued_batch_job_resumes_to_the_uninterrupted_weights(
         local_slurm, tiny, run_tool):
     root = tiny[0]
-    from mmdet_yolor.testing import tiny_fcos_config
+    from yolor_testing import tiny_fcos_config
     cfg = tiny_fcos_config(
         str(root / 'data-long'),
         str(root / 'work-long'),
@@ -301,7 +301,7 @@ def write_yolor_config(baseline, path):
 def test_seed_tables_in_one_submission(local_slurm, tiny):
     root, config = tiny
     # two rows of tiny configs: FCOS as above, and with a BN backbone
-    from mmdet_yolor.testing import tiny_fcos_config
+    from yolor_testing import tiny_fcos_config
     bn = tiny_fcos_config(str(root / 'data'), str(root / 'work-bn'))
     bn.model.test_cfg.score_thr = 0.0
     bn_config = str(root / 'tiny-bn.py')

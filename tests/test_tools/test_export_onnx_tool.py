@@ -6,7 +6,8 @@ from mmdet.registry import MODELS
 
 from mmdet_yolor.deploy.sparse_rcnn_onnx import MMDEPLOY_FAILURE
 from mmdet_yolor.package_data import get_config
-from mmdet_yolor.testing import randomise_implicits, spread_sparse_rcnn
+
+from yolor_testing import randomise_implicits, spread_sparse_rcnn
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/demo/fcos-yolor_r18_fpn_6e_shapes.py')

@@ -11,7 +11,8 @@ from mmdet.registry import MODELS
 from mmdet_yolor import yolorize
 from mmdet_yolor.compat import load_from_local
 from mmdet_yolor.datasets import CLASSES
-from mmdet_yolor.testing import randomise_implicits, tiny_fcos_config
+
+from yolor_testing import randomise_implicits, tiny_fcos_config
 
 
 def train_iterations(log):

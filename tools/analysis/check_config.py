@@ -1,6 +1,6 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """Check that YOLOR works on a config, as one row of the zoo sweep
-(tools/analysis/zoo_sweep.py) in this process: the baseline and its YOLOR
+(.dev_scripts/zoo_sweep.py) in this process: the baseline and its YOLOR
 form train a few steps on generated inputs and predict, the YOLOR model is
 folded; print which sites got implicits, what folds and whether each check
 passed. Exit status 0 when the config is covered (ok or partial), else 1."""
@@ -13,10 +13,10 @@ from dataclasses import asdict
 from mmdet.utils import register_all_modules
 
 from mmdet_yolor import launch
-from mmdet_yolor.analysis.zoo import (COVERED, SweepSettings, check_config,
-                                      format_check, format_plan,
-                                      timed_progress)
-from mmdet_yolor.analysis.zoo.settings import add_settings_arguments
+from mmdet_yolor.analysis.config_check import (COVERED, SweepSettings,
+                                               check_config, format_check,
+                                               format_plan, timed_progress)
+from mmdet_yolor.analysis.config_check.settings import add_settings_arguments
 from mmdet_yolor.toggle import is_yolorized, unyolorize
 
 
