@@ -27,13 +27,25 @@ a forward of its owner a shared layer has no level and says so. The state is
 plain Python ints, set and read within one forward, so ``torch.compile``
 traces it without graph breaks or recompiles; like any module with state of
 a forward, a model instance is not re-entrant across threads.
+
+Where dynamo cannot trace a head's forward whole (TOOD's loop breaks its
+graph at mmcv's deformable conv, and dynamo runs that forward eagerly), it
+meets the layers the forward calls as frames of their own. The owner's
+bookkeeping, the refined layers' forward and their implicits then run
+eagerly too (:func:`~..wrapping.eager_at_top_level`), as the plain layers
+of the baseline do, rather than compiling per layer, level and shape (12
+frames more than TOOD's baseline on torch 2.13); so does a plain
+``nn.Sequential`` holding a shared refined layer
+(:class:`LevelSequentialMixin`), which torch 2.1 would compile on its own,
+with the level of its first call taken for a constant.
 """
 from types import CodeType
 from typing import List, Optional, Set
 
 from torch import nn
 
-from ..wrapping import YOLORMixin, forward_owner, wrapped_type
+from ..wrapping import (YOLORMixin, eager_at_top_level, forward_owner,
+                        wrapped_type)
 
 # Attributes of dense heads holding their multi-level prior generator.
 PRIOR_GENERATORS = ('prior_generator', 'approx_anchor_generator')
@@ -111,12 +123,14 @@ class LevelCursor:
         self.sites.append(site)
         return len(self.sites) - 1
 
+    @eager_at_top_level
     def begin(self) -> None:
         """A forward of the owner starts: no level has run yet."""
         self.active = True
         self.levels_started = 0
         self.calls = [0] * len(self.sites)
 
+    @eager_at_top_level
     def start_level(self) -> None:
         """The owner starts its next level (its ``forward_single``)."""
         if not self.active:
@@ -131,6 +145,7 @@ class LevelCursor:
                 f'pair for every call.')
         self.levels_started += 1
 
+    @eager_at_top_level
     def level_of(self, slot: int) -> int:
         """The level of the current call of the layer in ``slot``."""
         site = self.sites[slot]
@@ -160,6 +175,7 @@ class LevelCursor:
         self.calls[slot] = level + 1
         return level
 
+    @eager_at_top_level
     def end(self, check: bool) -> None:
         """The owner's forward ended; with ``check`` (it returned), raise if
         it covered neither every level nor none."""
@@ -205,6 +221,7 @@ class LevelOwnerMixin(YOLORMixin):
                 starts_levels_in_forward_single(head_type))
         return self.yolor_levels
 
+    @eager_at_top_level
     def forward(self, *args, **kwargs):
         cursor = self.yolor_levels
         if cursor is None:
@@ -218,7 +235,21 @@ class LevelOwnerMixin(YOLORMixin):
             cursor.end(check=returned)
         return outputs
 
+    @eager_at_top_level
     def forward_single(self, *args, **kwargs):
         if self.yolor_levels is not None:
             self.yolor_levels.start_level()
         return self.yolor_wrapped_forward_single(self, *args, **kwargs)
+
+
+class LevelSequentialMixin(YOLORMixin):
+    """Mixed into an ``nn.Sequential`` of a level owner that holds a shared
+    refined layer (TOOD's ``cls_prob_module``): runs its layers in order, as
+    ``Sequential.forward`` does, in code dynamo runs eagerly where it meets
+    it as a frame of its own (see module docstring)."""
+
+    @eager_at_top_level
+    def forward(self, input):
+        for module in self._modules.values():
+            input = module(input)
+        return input

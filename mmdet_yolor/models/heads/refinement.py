@@ -22,7 +22,7 @@ from ..layers import ImplicitA, ImplicitM
 from ..layers.folding import (fold_add_into_consumer,
                               fold_multiply_into_producer, input_add_folds,
                               is_plain, layer_channels)
-from ..wrapping import mix_into, unmix, wrapped_type
+from ..wrapping import eager_at_top_level, mix_into, unmix, wrapped_type
 from .levels import LevelCursor
 
 # The attributes of a refined layer holding its implicits, by role.
@@ -41,14 +41,17 @@ class PredictionRefinementMixin(FoldableMixin):
         yolor_slot (int): This layer's slot in ``yolor_levels``.
     """
 
+    @eager_at_top_level
     def forward(self, x, *args, **kwargs):
-        level = 0 if self.yolor_levels is None else \
-            self.yolor_levels.level_of(self.yolor_slot)
+        level = '0' if self.yolor_levels is None else str(
+            self.yolor_levels.level_of(self.yolor_slot))
+        # the implicits by key: ModuleList.__getitem__ is a frame of its own
+        # where dynamo meets this forward eagerly (torch 2.1 compiles it)
         if 'implicit_a' in self._modules:
-            x = self.implicit_a[level](x)
+            x = self.implicit_a._modules[level](x)
         out = self.yolor_wrapped_forward(self, x, *args, **kwargs)
         if 'implicit_m' in self._modules:
-            out = self.implicit_m[level](out)
+            out = self.implicit_m._modules[level](out)
         return out
 
     def implicit_sites(self) -> List[ImplicitSite]:

@@ -19,7 +19,8 @@ from ..layers import reset_implicits
 from ..layers.folding import input_add_folds
 from ..wrapping import (YOLORWrapper, build_with_mixin, merged_config,
                         mix_into, subclass_with_mixin, wrapped_type)
-from .levels import LevelCursor, LevelOwnerMixin, head_num_levels
+from .levels import (LevelCursor, LevelOwnerMixin, LevelSequentialMixin,
+                     head_num_levels)
 from .prediction_layers import find_prediction_layers
 from .refinement import attach_prediction_refinement
 
@@ -105,11 +106,14 @@ class YOLORHead(YOLORWrapper):
         for site in sites:
             with_input = input_implicit == 'all' or (
                 input_implicit == 'foldable' and input_add_folds(site.layer))
-            attach_prediction_refinement(
-                site.layer, None if share_across_levels
-                or site.per_level else _level_cursor(module, site.name),
-                dict(implicit_cfg
-                     or {}), f'{head_type}.{site.name}', with_input)
+            levels = None if share_across_levels or site.per_level else \
+                _level_cursor(module, site.name)
+            attach_prediction_refinement(site.layer, levels,
+                                         dict(implicit_cfg or {}),
+                                         f'{head_type}.{site.name}',
+                                         with_input)
+            if levels is not None:
+                _mix_into_sequential(module, site.name)
         return module
 
     def init_weights(self) -> None:
@@ -126,6 +130,19 @@ class YOLORLevelHead(LevelOwnerMixin, YOLORHead):
     wrapped forward (mmcv's ``MultiheadAttention`` in Sparse R-CNN's
     ``DIIHead``) then costs one more frame and graph break per call.
     """
+
+
+def _mix_into_sequential(head: nn.Module, site: str) -> None:
+    """Make the plain ``nn.Sequential`` holding the shared layer ``site``
+    (TOOD's ``cls_prob_module.2``), if one does, run eagerly where dynamo
+    meets it as a frame of its own (:class:`LevelSequentialMixin`): torch
+    2.1 compiles ``Sequential.forward`` there and, taking module
+    attributes for constants, would keep the level of its first call."""
+    if '.' not in site:
+        return
+    parent = head.get_submodule(site.rsplit('.', 1)[0])
+    if type(parent) is nn.Sequential:
+        mix_into(parent, LevelSequentialMixin)
 
 
 def _level_cursor(head: nn.Module, site: str) -> Optional[LevelCursor]:

@@ -28,6 +28,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...errors import InputError
+from ..wrapping import eager_at_top_level, skip_dynamo_frames
 
 IMPLICIT_FORMS = ('vector', 'nn', 'mf')
 IMPLICIT_INITS = ('paper', 'identity')
@@ -84,6 +85,7 @@ class BaseImplicit(BaseModule):
                  std: float = 0.02,
                  dim: int = 1) -> None:
         super().__init__()
+        skip_dynamo_frames()  # the code YOLOR runs around mmdet's layers
         if form not in IMPLICIT_FORMS:
             raise ValueError(f'{type(self).__name__}: form must be one of '
                              f'{IMPLICIT_FORMS}, got {form!r}')
@@ -164,6 +166,7 @@ class BaseImplicit(BaseModule):
         super().init_weights()
         self.reset_parameters()
 
+    @eager_at_top_level
     def representation(self) -> Tensor:
         """Return ``g(z)``, the implicit values, as a tensor of shape
         ``(channels, )``."""
@@ -173,6 +176,7 @@ class BaseImplicit(BaseModule):
             return self.offset + self.projection @ self.latent
         return self.offset + self.basis.t() @ self.coefficients
 
+    @eager_at_top_level
     def broadcastable(self, x: Tensor) -> Tensor:
         """Return ``g(z)`` shaped to broadcast against ``x`` along ``dim``:
         ``(C, 1, ..., 1)`` for the channels of ``(N, C, ...)``, ``(C, )``
@@ -184,6 +188,7 @@ class BaseImplicit(BaseModule):
             g = g.view((self.channels, ) + (1, ) * (x.dim() - 1 - self.dim))
         return g if g.dtype == x.dtype else g.to(x.dtype)
 
+    @eager_at_top_level
     def check_channels(self, x: Tensor) -> None:
         """Raise a clear error if ``x`` does not have ``channels`` channels
         along ``dim``."""
@@ -211,6 +216,7 @@ class ImplicitA(BaseImplicit):
 
     offset = 0.0
 
+    @eager_at_top_level
     def forward(self, x: Tensor) -> Tensor:
         self.check_channels(x)
         return x + self.broadcastable(x)
@@ -228,6 +234,7 @@ class ImplicitM(BaseImplicit):
 
     offset = 1.0
 
+    @eager_at_top_level
     def forward(self, x: Tensor) -> Tensor:
         self.check_channels(x)
         return x * self.broadcastable(x)
