@@ -45,6 +45,13 @@ DETECTORS = {
     'sparse-rcnn': (DEMO.format('sparse-rcnn'), ('paper', 'foldable folded')),
     'rtmdet': ('mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
                ('paper', 'paper folded')),
+    # heads that loop their levels themselves (no forward_single)
+    'tood': ('mmdet::tood/tood_r50_fpn_1x_coco.py', ('paper', 'paper folded')),
+    'solo': ('mmdet::solo/solo_r50_fpn_1x_coco.py', ('paper', 'paper folded')),
+    'solov2':
+    ('mmdet::solov2/solov2_r50_fpn_1x_coco.py', ('paper', 'paper folded')),
+    'retinanet-sepbn': ('mmdet::nas_fpn/retinanet_r50_fpn_crop640-50e_coco.py',
+                        ('paper', 'paper folded')),
     'deformable-detr':
     ('mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py',
      ('paper', 'paper folded')),
@@ -92,7 +99,7 @@ def baseline(name: str):
     return cfg, model, data, counts
 
 
-# slow: dynamo traces 22 detector forms; YOLOR compiles as its baselines
+# slow: dynamo traces 30 detector forms; YOLOR compiles as its baselines
 @pytest.mark.slow
 @pytest.mark.parametrize('name,form',
                          [(name, form)
