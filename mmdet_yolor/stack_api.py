@@ -15,7 +15,8 @@ import io
 import logging
 import pickle
 import warnings
-from typing import Callable, Dict, List, Tuple
+from types import CodeType
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -141,3 +142,12 @@ def recompiles_loggers() -> List[logging.Logger]:
             f'torch {torch.__version__} has no logger of dynamo\'s '
             f'"recompiles" artifact; recompiles cannot be counted')
     return loggers
+
+
+def dynamo_skip_code() -> Optional[Callable[[CodeType], None]]:
+    """``torch._dynamo.eval_frame.skip_code``: marks a function's code so
+    that dynamo runs its frames eagerly (what dynamo does to a frame it gave
+    up on) while still inlining calls to it from frames it traces. Present
+    from torch 2.1 to 2.13; None where a torch lacks it. Imports dynamo."""
+    import torch._dynamo.eval_frame
+    return getattr(torch._dynamo.eval_frame, 'skip_code', None)

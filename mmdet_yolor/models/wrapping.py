@@ -37,18 +37,10 @@ are mixins too: building one returns the wrapped module as an instance of
 ``YOLOR<Type>(<Wrapper>, <Type>)`` (:class:`YOLORWrapper`), the keys of
 the wrapped module merged into its config (:func:`merged_config`).
 
-Code that YOLOR runs around an mmdet layer (a refined prediction layer's
-forward, its implicits, a level owner's bookkeeping) is marked
-:func:`eager_at_top_level`: dynamo inlines it into the frames it traces, as
-any code, but runs it eagerly where mmdet's code reaches it from a frame
-that dynamo runs eagerly, as it runs ``torch.nn``'s own layers there (a head
-whose forward falls back to eager after a graph break: TOOD). Compiled
-there, each such function would be frames and recompiles of its own that
-the baseline's plain layers do not cost.
 """
 import copy
 import inspect
-from typing import Callable, Dict, List, Optional, Tuple, Type
+from typing import Dict, Optional, Tuple, Type
 
 from mmdet.registry import MODELS
 from mmengine.config import ConfigDict
@@ -80,40 +72,6 @@ class YOLORMixin:
     def __reduce_ex__(self, protocol):
         mixin, base = type(self).__bases__
         return _new_mixed, (mixin, base), self.__dict__
-
-
-# The functions marked eager_at_top_level; skip_dynamo_frames marks their
-# code for dynamo, the first time a model needs it.
-_EAGER_AT_TOP_LEVEL: List[Callable] = []
-_MARKED: List[Callable] = []
-
-
-def eager_at_top_level(function: Callable) -> Callable:
-    """Decorator: dynamo runs ``function`` eagerly when it is called from
-    code that dynamo runs eagerly, and still inlines it into the frames it
-    traces (see module docstring). Takes effect once
-    :func:`skip_dynamo_frames` has run (building a refined head runs it)."""
-    _EAGER_AT_TOP_LEVEL.append(function)
-    return function
-
-
-def skip_dynamo_frames() -> None:
-    """Have dynamo skip the frames of the :func:`eager_at_top_level`
-    functions: where it meets one as a frame of its own, it runs it
-    eagerly, as it does a ``torch.nn`` layer's ``forward``; inlining is
-    untouched. ``torch._dynamo.eval_frame.skip_code`` (what dynamo itself
-    does to a frame it gave up on) marks the code, on every supported
-    torch; without it, nothing is marked: the frames compile, correct but
-    more. Imports dynamo on its first call, not at import."""
-    pending = [f for f in _EAGER_AT_TOP_LEVEL if f not in _MARKED]
-    if not pending:
-        return
-    import torch._dynamo.eval_frame
-    skip_code = getattr(torch._dynamo.eval_frame, 'skip_code', None)
-    for function in pending:
-        if skip_code is not None:
-            skip_code(function.__code__)
-        _MARKED.append(function)
 
 
 def _new_instance(cls, *args, **kwargs):

@@ -32,7 +32,7 @@ Where dynamo cannot trace a head's forward whole (TOOD's loop breaks its
 graph at mmcv's deformable conv, and dynamo runs that forward eagerly), it
 meets the layers the forward calls as frames of their own. The owner's
 bookkeeping, the refined layers' forward and their implicits then run
-eagerly too (:func:`~..wrapping.eager_at_top_level`), as the plain layers
+eagerly too (:func:`~..eager_frames.eager_at_top_level`), as the plain layers
 of the baseline do, rather than compiling per layer, level and shape (12
 frames more than TOOD's baseline on torch 2.13); so does a plain
 ``nn.Sequential`` holding a shared refined layer
@@ -44,8 +44,8 @@ from typing import List, Optional, Set
 
 from torch import nn
 
-from ..wrapping import (YOLORMixin, eager_at_top_level, forward_owner,
-                        wrapped_type)
+from ..eager_frames import eager_at_top_level
+from ..wrapping import YOLORMixin, forward_owner, wrapped_type
 
 # Attributes of dense heads holding their multi-level prior generator.
 PRIOR_GENERATORS = ('prior_generator', 'approx_anchor_generator')

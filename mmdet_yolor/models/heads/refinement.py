@@ -17,12 +17,13 @@ from typing import List, Optional
 
 from torch import nn
 
+from ..eager_frames import eager_at_top_level
 from ..foldable import INPUT, OUTPUT, FoldableMixin, FoldSite, ImplicitSite
 from ..layers import ImplicitA, ImplicitM
 from ..layers.folding import (fold_add_into_consumer,
                               fold_multiply_into_producer, input_add_folds,
                               is_plain, layer_channels)
-from ..wrapping import eager_at_top_level, mix_into, unmix, wrapped_type
+from ..wrapping import mix_into, unmix, wrapped_type
 from .levels import LevelCursor
 
 # The attributes of a refined layer holding its implicits, by role.

@@ -28,7 +28,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...errors import InputError
-from ..wrapping import eager_at_top_level, skip_dynamo_frames
+from ..eager_frames import eager_at_top_level, skip_dynamo_frames
 
 IMPLICIT_FORMS = ('vector', 'nn', 'mf')
 IMPLICIT_INITS = ('paper', 'identity')

@@ -5,9 +5,11 @@ import pytest
 import torch
 from mmdet.registry import MODELS
 from mmengine.config import ConfigDict
+from torch import nn
 
 from mmdet_yolor.models import implicit_layers, refined_layers, wrapped_type
 from mmdet_yolor.models.heads import LevelOwnerMixin
+from mmdet_yolor.models.heads.levels import LevelSequentialMixin
 from mmdet_yolor.models.layers import ImplicitA, ImplicitM
 
 FPN_STRIDES = [8, 16, 32, 64, 128]
@@ -321,8 +323,9 @@ def test_level_is_set_by_forward_single_however_often_a_layer_runs():
     cursor.end(check=False)
 
 
-def test_head_looping_over_levels_itself_counts_each_layer_calls():
-    # TOODHead runs its levels in its own forward, without forward_single
+def tood_yolor_head():
+    """A small YOLOR TOODHead (identity implicits): TOOD runs its levels in
+    its own forward, without forward_single."""
     head = dict(
         type='TOODHead',
         num_classes=3,
@@ -344,9 +347,13 @@ def test_head_looping_over_levels_itself_counts_each_layer_calls():
             alpha=0.25,
             loss_weight=1.0))
     torch.manual_seed(0)
-    yolor = MODELS.build(
+    return MODELS.build(
         dict(type='YOLORHead', head=head,
              implicit_cfg=dict(init='identity'))).eval()
+
+
+def test_head_looping_over_levels_itself_counts_each_layer_calls():
+    yolor = tood_yolor_head()
     assert not yolor.yolor_levels.per_level_entry
     assert len(yolor.tood_cls.implicit_m) == 5
     features = head_inputs('FCOSHead')[0]
@@ -359,6 +366,24 @@ def test_head_looping_over_levels_itself_counts_each_layer_calls():
         assert torch.equal(before[level], after[level]) == (level != 3)
     with pytest.raises(RuntimeError, match=r'TOODHead.tood_cls ran 3 times'):
         yolor(features[:3])
+
+
+def test_sequential_holding_a_shared_layer_runs_it_at_each_level():
+    # TOOD's cls_prob_module (conv, relu, conv) ends in a shared prediction
+    # layer: the Sequential gets a forward of YOLOR's (LevelSequentialMixin)
+    # that dynamo runs eagerly on its own, and still runs its children in
+    # order, each call of the shared layer at its level
+    yolor = tood_yolor_head()
+    assert isinstance(yolor.cls_prob_module, LevelSequentialMixin)
+    assert isinstance(yolor.cls_prob_module, nn.Sequential)
+    assert len(yolor.cls_prob_module[2].implicit_m) == 5
+    features = head_inputs('FCOSHead')[0]
+    with torch.no_grad():
+        before = yolor(features)[0]
+        yolor.cls_prob_module[2].implicit_m[1].implicit.fill_(2.0)
+        after = yolor(features)[0]
+    for level in range(5):
+        assert torch.equal(before[level], after[level]) == (level != 1)
 
 
 def test_cascade_rpn_stage_layers_get_the_levels_of_their_stage():
