@@ -27,7 +27,9 @@ from ..wrapping import mix_into, unmix, wrapped_type
 from .levels import LevelCursor
 
 # The attributes of a refined layer holding its implicits, by role.
-REFINEMENT_ATTRIBUTES = {INPUT: 'implicit_a', OUTPUT: 'implicit_m'}
+INPUT_IMPLICITS = 'implicit_a'
+OUTPUT_IMPLICITS = 'implicit_m'
+REFINEMENT_ATTRIBUTES = {INPUT: INPUT_IMPLICITS, OUTPUT: OUTPUT_IMPLICITS}
 
 
 class PredictionRefinementMixin(FoldableMixin):
@@ -48,11 +50,11 @@ class PredictionRefinementMixin(FoldableMixin):
             self.yolor_levels.level_of(self.yolor_slot))
         # the implicits by key: ModuleList.__getitem__ is a frame of its own
         # where dynamo meets this forward eagerly (torch 2.1 compiles it)
-        if 'implicit_a' in self._modules:
-            x = self.implicit_a._modules[level](x)
+        if INPUT_IMPLICITS in self._modules:
+            x = self._modules[INPUT_IMPLICITS]._modules[level](x)
         out = self.yolor_wrapped_forward(self, x, *args, **kwargs)
-        if 'implicit_m' in self._modules:
-            out = self.implicit_m._modules[level](out)
+        if OUTPUT_IMPLICITS in self._modules:
+            out = self._modules[OUTPUT_IMPLICITS]._modules[level](out)
         return out
 
     def implicit_sites(self) -> List[ImplicitSite]:
@@ -83,31 +85,33 @@ class PredictionRefinementMixin(FoldableMixin):
             ]
         sites = []
         # the add first: m * (W (x + a) + b) = (m W) x + m (b + W a)
-        if ('implicit_a', 0) in pending:
-            add = self.implicit_a[0]
+        if (INPUT_IMPLICITS, 0) in pending:
+            add = self._modules[INPUT_IMPLICITS][0]
             if input_add_folds(self):
                 fold_add_into_consumer(self, add.value())
                 add.mark_folded()
                 sites.append(
-                    FoldSite('implicit_a.0', True,
+                    FoldSite(f'{INPUT_IMPLICITS}.0', True,
                              'add folded into bias (b += W a)'))
             elif self.transposed:
                 sites.append(
                     FoldSite(
-                        'implicit_a.0', False, 'add before a transposed '
+                        f'{INPUT_IMPLICITS}.0', False,
+                        'add before a transposed '
                         'conv: its output overlaps shift unevenly'))
             else:
                 kernel = 'x'.join(map(str, self.kernel_size))
                 sites.append(
                     FoldSite(
-                        'implicit_a.0', False, f'add before a padded '
+                        f'{INPUT_IMPLICITS}.0', False, f'add before a padded '
                         f'{kernel} conv: exact only inside the zero border'))
-        if ('implicit_m', 0) in pending:
-            fold_multiply_into_producer(self, self.implicit_m[0].value())
-            self.implicit_m[0].mark_folded()
+        if (OUTPUT_IMPLICITS, 0) in pending:
+            multiply = self._modules[OUTPUT_IMPLICITS][0]
+            fold_multiply_into_producer(self, multiply.value())
+            multiply.mark_folded()
             sites.append(
                 FoldSite(
-                    'implicit_m.0', True,
+                    f'{OUTPUT_IMPLICITS}.0', True,
                     'multiply folded into weight and bias (W *= m, b *= m)'))
         return sites
 
@@ -150,12 +154,16 @@ def attach_prediction_refinement(layer: nn.Module,
     in_channels, out_channels, dim = layer_channels(layer)
     num_levels = 1 if levels is None else levels.num_levels
     if input_implicit:
-        layer.implicit_a = nn.ModuleList(
-            ImplicitA(in_channels, dim=dim, **implicit_cfg)
-            for _ in range(num_levels))
-    layer.implicit_m = nn.ModuleList(
-        ImplicitM(out_channels, dim=dim, **implicit_cfg)
-        for _ in range(num_levels))
+        layer.add_module(
+            INPUT_IMPLICITS,
+            nn.ModuleList(
+                ImplicitA(in_channels, dim=dim, **implicit_cfg)
+                for _ in range(num_levels)))
+    layer.add_module(
+        OUTPUT_IMPLICITS,
+        nn.ModuleList(
+            ImplicitM(out_channels, dim=dim, **implicit_cfg)
+            for _ in range(num_levels)))
     layer.yolor_site = site
     layer.yolor_levels = levels
     layer.yolor_slot = -1 if levels is None else levels.add_layer(site)
