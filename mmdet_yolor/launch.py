@@ -23,6 +23,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from . import compat
+from .analysis.prediction_files import keep_predictions, predictions_prefix
 from .checks import check_inputs, find_resumable_checkpoint
 from .errors import InputError
 from .toggle import YOLOR_PARTS, yolorize
@@ -161,6 +162,9 @@ def prepare_train_config(config: str,
     elif resume is not None:
         cfg.resume = True
         cfg.load_from = resume
+    if cfg.get('val_evaluator') is not None:
+        cfg.val_evaluator = keep_predictions(
+            cfg.val_evaluator, predictions_prefix(cfg.work_dir, 'val'))
     hooks = list(cfg.get('custom_hooks', []))
     present = {hook.get('type') for hook in hooks}
     cfg.custom_hooks = hooks + [
@@ -217,6 +221,9 @@ def prepare_test_config(config: str,
     cfg = load_config(config, cfg_options, yolor)
     _set_common(cfg, config, work_dir, launcher, yolor)
     cfg.load_from = checkpoint
+    if cfg.get('test_evaluator') is not None:
+        cfg.test_evaluator = keep_predictions(
+            cfg.test_evaluator, predictions_prefix(cfg.work_dir, 'test'))
     if show or show_dir:
         trigger_visualization_hook(
             cfg, ConfigDict(show=show, show_dir=show_dir, wait_time=wait_time))

@@ -61,3 +61,13 @@ def test_exit_on_input_error(capsys):
     with pytest.raises(AssertionError, match='unrelated'):
         with launch.exit_on_input_error():
             raise AssertionError('unrelated')
+
+
+def test_training_and_testing_keep_their_coco_predictions(config, tmp_path):
+    cfg = launch.prepare_train_config(config, work_dir='w')
+    assert cfg.val_evaluator.outfile_prefix == 'w/predictions/val'
+    cfg = launch.prepare_test_config(config, 'ckpt.pth', work_dir='t')
+    assert cfg.test_evaluator.outfile_prefix == 't/predictions/test'
+    cfg = launch.prepare_train_config(
+        config, cfg_options={'val_evaluator.outfile_prefix': 'mine'})
+    assert cfg.val_evaluator.outfile_prefix == 'mine'
