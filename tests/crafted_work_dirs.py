@@ -43,7 +43,13 @@ def val_record(epoch, box, mask=None):
     return record
 
 
-def make_work_dir(root, name, model, runs, config_name='faster-rcnn_r50'):
+def make_work_dir(root,
+                  name,
+                  model,
+                  runs,
+                  config_name='faster-rcnn_r50',
+                  seed=None,
+                  ann_file=None):
     """Write an mmengine-like work dir ``root/name`` and return its path.
 
     Args:
@@ -51,9 +57,17 @@ def make_work_dir(root, name, model, runs, config_name='faster-rcnn_r50'):
         runs (list[tuple[str, list[dict]]]): ``(timestamp, scalars.json
             records)`` of each run.
         config_name (str): Stem of the top-level config dump.
+        seed (int, optional): ``randomness.seed`` of the config.
+        ann_file (str, optional): The ``ann_file`` of its validation
+            ``CocoMetric``.
     """
     work_dir = root / name
     config_text = f'model = {model!r}\n'
+    if seed is not None:
+        config_text += f'randomness = dict(seed={seed})\n'
+    if ann_file is not None:
+        config_text += (f'val_evaluator = dict(type="CocoMetric", '
+                        f'ann_file={str(ann_file)!r})\n')
     for timestamp, records in runs:
         vis_data = work_dir / timestamp / 'vis_data'
         vis_data.mkdir(parents=True)

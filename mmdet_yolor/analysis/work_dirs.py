@@ -14,11 +14,12 @@ import json
 import os.path as osp
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine.config import Config
 
 from ..toggle import YOLOR_TYPES
+from .prediction_files import COCO_METRIC_TYPES
 
 # Display names of detectors, as in the YOLOR authors' MMDetection table.
 DETECTOR_NAMES = {
@@ -56,6 +57,11 @@ class WorkDir:
         val_records (list[dict]): Validation lines with metrics, merged
             across runs the same way. Metric names keep their prefix
             (``coco/bbox_mAP``).
+        seed (int, optional): ``randomness.seed`` of the config; None if
+            it sets none (mmengine then draws one).
+        val_ann_file (str, optional): The annotation file of the
+            validation's ``CocoMetric``, as the config names it; None
+            without one.
     """
     path: str
     config_name: str
@@ -63,6 +69,8 @@ class WorkDir:
     yolor: bool
     train_records: List[Dict[str, Any]]
     val_records: List[Dict[str, Any]]
+    seed: Optional[int] = None
+    val_ann_file: Optional[str] = None
 
     @property
     def detector(self) -> str:
@@ -208,17 +216,31 @@ def find_config_name(work_dir: str, run_config: str) -> str:
     return osp.splitext(osp.basename(matches[0]))[0]
 
 
-def load_model_config(path: str) -> Dict[str, Any]:
-    """Return the ``model`` of the config file ``path``."""
+def load_run_config(path: str) -> Config:
+    """Read a run's config dump ``path``; it must have a model dict with a
+    type."""
     try:
-        model = Config.fromfile(path).get('model')
+        cfg = Config.fromfile(path)
     # A config is Python: reading it can fail in any way (syntax, imports).
     except Exception as error:
         raise WorkDirError(f'cannot read the config {path}: {error}') from None
+    model = cfg.get('model')
     if not isinstance(model, dict) or 'type' not in model:
         raise WorkDirError(f'{path} has no model dict with a type; it should '
                            f'be the config dump mmengine writes.')
-    return model
+    return cfg
+
+
+def coco_ann_file(evaluator: Any) -> Optional[str]:
+    """The ``ann_file`` of the first ``CocoMetric`` of an evaluator config
+    (a dict or a list of them), None if it has none."""
+    metrics = evaluator if isinstance(evaluator,
+                                      (list, tuple)) else [evaluator]
+    for metric in metrics:
+        if isinstance(metric, dict) and metric.get('type') in (
+                COCO_METRIC_TYPES) and metric.get('ann_file'):
+            return metric['ann_file']
+    return None
 
 
 def load_work_dir(path: str) -> WorkDir:
@@ -244,7 +266,8 @@ def load_work_dir(path: str) -> WorkDir:
     if not osp.isfile(run_config):
         raise WorkDirError(f'{run_config} is missing; the analyses read the '
                            f'detector and variant from it.')
-    model = load_model_config(run_config)
+    cfg = load_run_config(run_config)
+    model = cfg.model
     scalars = [
         read_scalars(osp.join(run, 'vis_data', 'scalars.json')) for run in runs
     ]
@@ -256,7 +279,9 @@ def load_work_dir(path: str) -> WorkDir:
         train_records=merge_runs([[r for r in records if 'loss' in r]
                                   for records in scalars]),
         val_records=merge_runs([[r for r in records if is_metric_record(r)]
-                                for records in scalars]))
+                                for records in scalars]),
+        seed=(cfg.get('randomness') or {}).get('seed'),
+        val_ann_file=coco_ann_file(cfg.get('val_evaluator')))
 
 
 def load_work_dirs(paths: Sequence[str]) -> List[WorkDir]:

@@ -1,10 +1,15 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 import json
+import shutil
 
+import coco_cases
 import pytest
 
-from mmdet_yolor.analysis.compare import compare, dump_json, format_table
+from mmdet_yolor.analysis.compare import (compare, dump_json, format_report,
+                                          format_table)
+from mmdet_yolor.analysis.image_bootstrap import bootstrap_files
 from mmdet_yolor.analysis.work_dirs import WorkDirError
+from mmdet_yolor.errors import InputError
 
 from crafted_work_dirs import (FASTER_RCNN, FASTER_RCNN_YOLOR, make_work_dir,
                                one_run, train_records, val_record)
@@ -139,3 +144,146 @@ def test_detector_in_two_experiments_names_them(tmp_path):
         '| **Sparse R-CNN** (sparse-rcnn_r50_fpn_1x_coco) |  | 1 |')
     assert rows[4].startswith(
         '| **Sparse R-CNN** (sparse-rcnn_r50_fpn_3x_coco) |  | 1 |')
+
+
+def test_unpaired_runs_get_no_verdict_but_say_why(seed_work_dirs):
+    faster, mask, atss = compare(seed_work_dirs, resamples=0)
+    assert faster.seed_deltas == {} and faster.image_intervals == {}
+    assert faster.verdict.startswith(
+        'no verdict: not paired: 2 baseline and 1 YOLOR runs, and the '
+        'configs set no randomness.seed')
+    assert atss.verdict is None
+    lines = format_report([faster, mask, atss]).splitlines()
+    assert lines[:len(EXPECTED_TABLE.splitlines())] == \
+        EXPECTED_TABLE.splitlines()
+    assert lines[len(EXPECTED_TABLE.splitlines()) +
+                 1].startswith('- **Faster R-CNN**: no verdict: ')
+
+
+def seeded_runs(tmp_path, boxes, **kwargs):
+    """Baseline and YOLOR Faster R-CNN work dirs of seeds 0, 1, ...: one
+    (baseline, YOLOR) box mAP pair a seed."""
+    paths = []
+    for seed, (baseline, yolor) in enumerate(boxes):
+        for variant, model, box in (('b', FASTER_RCNN, baseline),
+                                    ('y', FASTER_RCNN_YOLOR, yolor)):
+            paths.append(
+                make_work_dir(
+                    tmp_path,
+                    f'{variant}{seed}',
+                    model,
+                    one_run((box, 0.5, 0.4)),
+                    FASTER,
+                    seed=seed,
+                    **kwargs))
+    return paths
+
+
+def test_seeds_pair_by_seed_into_an_interval_and_a_verdict(tmp_path):
+    paths = seeded_runs(tmp_path, [(0.370, 0.390), (0.372, 0.385),
+                                   (0.368, 0.391)])
+    # the order given does not matter: seeds pair by randomness.seed
+    comparison, = compare(paths[::-1], resamples=0)
+    paired = comparison.seed_deltas['bbox_mAP']
+    assert paired.seeds == [0, 1, 2]
+    assert paired.deltas == pytest.approx([0.020, 0.013, 0.023])
+    assert comparison.pairing == ''
+    assert comparison.verdict.startswith(
+        'YOLOR ahead: Δ box AP +1.9, 95 % CI over 3 seeds [+')
+    rows = format_table([comparison]).splitlines()
+    assert rows[-1].startswith('| 95 % CI, 3 seeds |  |  | [+')
+
+
+def test_an_undetectable_difference_says_how_many_seeds_would_do(tmp_path):
+    paths = seeded_runs(tmp_path, [(0.370, 0.380), (0.372, 0.367),
+                                   (0.368, 0.381)])
+    comparison, = compare(paths, resamples=0)
+    assert comparison.verdict.startswith(
+        'no difference detectable with 3 seeds: Δ box AP +0.6, 95 % CI '
+        'over 3 seeds [-')
+    needed = int(comparison.verdict.split('about ')[1].split()[0])
+    assert needed > 3
+
+
+def test_one_seed_says_training_noise_is_unmeasured(tmp_path):
+    paths = seeded_runs(tmp_path, [(0.370, 0.380)])
+    comparison, = compare(paths, resamples=0, more_seeds_hint='run X')
+    assert comparison.verdict == (
+        'training noise unmeasured with 1 seed (Δ box AP +1.0); seeds alone '
+        'move AP by as much, so measure it: run X')
+    with pytest.raises(InputError) as error:
+        compare(paths, resamples=0, require_seed_interval=True)
+    assert str(error.value).startswith(
+        'Faster R-CNN (faster-rcnn_r50_fpn_1x_coco): a seed interval needs '
+        'at least 2 seeds of each variant, got 1')
+
+
+def test_seed_pairing_names_lone_and_repeated_seeds(tmp_path):
+    paths = seeded_runs(tmp_path, [(0.370, 0.380), (0.372, 0.367)])
+    comparison, = compare(paths[:3], resamples=0)
+    assert comparison.pairing == f'unpaired (no run of the other variant ' \
+        f'with their seed): {paths[2]}'
+    again = make_work_dir(
+        tmp_path,
+        'again',
+        FASTER_RCNN,
+        one_run((0.371, 0.5, 0.4)),
+        FASTER,
+        seed=0)
+    with pytest.raises(WorkDirError, match='are both baseline runs of'):
+        compare(paths + [again], resamples=0)
+
+
+@pytest.fixture
+def kept_pair(tmp_path):
+    """A baseline and a YOLOR work dir of seed 0 that kept their
+    predictions on a crafted annotation file, their logged box mAP that of
+    the predictions."""
+    gt = coco_cases.ground_truth(num_images=40, crowd=False, seed=3)
+    ann_file = coco_cases.write_json(gt, tmp_path / 'ann.json')
+    third = [image['id'] for image in gt['images']][::3]
+    baseline = coco_cases.predictions(gt, seed=4)
+    yolor = baseline + coco_cases.true_positives(gt, third)
+    paths = []
+    for name, model, results in (('b', FASTER_RCNN, baseline),
+                                 ('y', FASTER_RCNN_YOLOR, yolor)):
+        files = tmp_path / 'kept' / name
+        files.mkdir(parents=True)
+        path = coco_cases.write_json(results, files / 'val.bbox.json')
+        box = bootstrap_files(ann_file, path, path, resamples=1).metrics
+        path = make_work_dir(
+            tmp_path,
+            name,
+            model,
+            one_run((round(box['bbox_mAP'].baseline, 3), 0.5, 0.4)),
+            FASTER,
+            seed=0,
+            ann_file=ann_file)
+        (tmp_path / name / 'predictions').mkdir()
+        shutil.copy(files / 'val.bbox.json',
+                    tmp_path / name / 'predictions' / 'val.bbox.json')
+        paths.append(path)
+    return paths
+
+
+def test_kept_predictions_give_an_image_interval_per_seed(kept_pair):
+    comparison, = compare(kept_pair, resamples=100)
+    box = comparison.image_intervals['0']['bbox_mAP']
+    assert box.ci95[0] > 0
+    assert comparison.verdict.startswith(
+        'training noise unmeasured with 1 seed (Δ box AP +')
+    assert '; over images 95 % CI [+' in comparison.verdict
+    assert '(beyond test-set sampling)' in comparison.verdict
+    rows = format_table([comparison]).splitlines()
+    assert rows[-1].startswith('| 95 % CI, images, seed 0 |  |  | [+')
+    assert comparison.notes == []
+
+
+def test_stale_predictions_are_left_out(kept_pair, tmp_path):
+    shutil.copy(tmp_path / 'kept' / 'b' / 'val.bbox.json',
+                tmp_path / 'y' / 'predictions' / 'val.bbox.json')
+    comparison, = compare(kept_pair, resamples=20)
+    assert comparison.image_intervals == {}
+    assert comparison.notes[0].startswith(
+        f'seed 0: no image interval: the predictions {kept_pair[1]} kept '
+        f'give bbox_mAP ')

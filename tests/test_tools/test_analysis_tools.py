@@ -1,6 +1,7 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 import json
 
+import pytest
 import torch
 from mmdet.registry import MODELS
 
@@ -29,14 +30,46 @@ def test_compare(run_tool, tmp_path):
     yolor = atss_work_dir(tmp_path, 'yolor', ATSS_YOLOR, 0.396)
     result = run_tool(
         'analysis/compare.py', base, yolor, '--json', 'out.json', cwd=tmp_path)
-    assert result.stdout.splitlines()[2:] == [
+    lines = result.stdout.splitlines()
+    assert lines[2:6] == [
         '| **ATSS** |  | 1 | 39.4% | **60.0%** | **40.0%** | - | - | - |',
         '| **ATSS** | :heavy_check_mark: | 1 | **39.6%** | **60.0%** | '
         '**40.0%** | - | - | - |',
         '| Δ |  |  | +0.2 | +0.0 | +0.0 | - | - | - |',
+        '',
     ]
+    assert lines[6].startswith(
+        '- **ATSS**: training noise unmeasured with 1 seed (Δ box AP +0.2); ')
+    assert lines[7] == ('  - paired in the order given: the configs set no '
+                        'randomness.seed')
+    assert lines[8] == ('  - seed #1: no image interval: the two runs do not '
+                        'validate with a CocoMetric on the same annotation '
+                        'file')
     results = json.loads((tmp_path / 'out.json').read_text())
     assert results[0]['delta']['bbox_mAP'] == 0.2
+    assert results[0]['seed_deltas']['bbox_mAP']['deltas'] == [
+        pytest.approx(0.002)
+    ]
+
+
+def test_compare_seed_interval_needs_two_seeds(run_tool, tmp_path):
+    base = atss_work_dir(tmp_path, 'base', ATSS, 0.394)
+    yolor = atss_work_dir(tmp_path, 'yolor', ATSS_YOLOR, 0.396)
+    result = run_tool(
+        'analysis/compare.py',
+        base,
+        yolor,
+        '--seed-interval',
+        '--json',
+        'out.json',
+        cwd=tmp_path,
+        check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        'error: ATSS (atss_r50_fpn_1x_coco): a seed interval needs at least 2 '
+        'seeds of each variant, got 1; train more seeds (randomness.seed) and '
+        'pass every work dir')
+    assert not (tmp_path / 'out.json').exists()
 
 
 def test_compare_without_metrics_fails_with_a_message(run_tool, tmp_path):
