@@ -113,10 +113,11 @@ class Comparison:
         experiment (str): Config name without the YOLOR marker.
         baseline (Row, optional): The baseline row, if any run was given.
         yolor (Row, optional): The YOLOR row, if any run was given.
-        delta (dict[str, float | None], optional): Per table metric, the
-            YOLOR mean minus the baseline mean in AP points, both as printed
-            (so the table reads consistently); None for a metric one side
-            lacks. None unless both rows exist.
+        delta (dict[str, float | None], optional): Per table metric, in AP
+            points: the mean of the paired differences where every run is
+            paired by seed (as the verdict and the seed interval have it),
+            else the YOLOR mean minus the baseline mean, both as printed;
+            None for a metric one side lacks. None unless both rows exist.
         pairing (str): How the runs were paired by seed, and which were
             left unpaired.
         seed_deltas (dict[str, SeedDelta]): Per table metric both sides
@@ -371,6 +372,10 @@ def compare_work_dirs(
             pairs, comparison.pairing = pair_seeds(variants[False],
                                                    variants[True])
             _add_pairs(comparison, pairs, resamples, bootstrap_seed, log)
+            if len(pairs) == len(variants[False]) == len(variants[True]):
+                for name, paired in comparison.seed_deltas.items():
+                    comparison.delta[name] = round(paired.mean * 100,
+                                                   1) + 0.0
             comparison.verdict = verdict(comparison, more_seeds_hint)
         if require_seed_interval:
             pairs = comparison.seed_deltas.get(REQUIRED_METRIC)

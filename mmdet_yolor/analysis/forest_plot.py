@@ -1,10 +1,10 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """A forest plot of YOLOR's differences and their intervals.
 
-One line per detector and metric: each seed's difference (dots), their
-mean (a diamond), the Student-t 95 % interval over seeds (a thick bar,
-with two or more seeds) and each seed's 95 % interval over images (thin
-bars), against the line of no difference. Drawn on matplotlib's Agg
+One line per detector and metric: each seed's difference (a dot) with its
+95 % interval over images (a thin bar), their mean (a diamond) and the
+Student-t 95 % interval over seeds (a thick bar, with two or more seeds),
+against the line of no difference. Drawn on matplotlib's Agg
 canvas without pyplot.
 """
 from typing import List, Optional, Sequence, Tuple
@@ -75,19 +75,6 @@ def forest_figure(comparisons: Sequence[Comparison],
     for row, (_, comparison, name) in enumerate(lines):
         y = -row
         paired = comparison.seed_deltas[name]
-        deltas = [value * 100 for value in paired.deltas]
-        images = [(seed, metrics[name])
-                  for seed, metrics in comparison.image_intervals.items()
-                  if name in metrics and metrics[name].ci95 is not None]
-        for index, (_, interval) in enumerate(images):
-            offset = (
-                IMAGE_SPREAD * (index / max(len(images) - 1, 1) - 0.5)
-                if len(images) > 1 else 0.0)
-            low, high = (value * 100 for value in interval.ci95)
-            axes.plot([low, high], [y + offset] * 2,
-                      color=IMAGE_COLOR,
-                      linewidth=1.2,
-                      label=label('95 % CI over images, per seed'))
         if paired.ci95 is not None:
             low, high = (value * 100 for value in paired.ci95)
             axes.plot([low, high], [y, y],
@@ -96,12 +83,31 @@ def forest_figure(comparisons: Sequence[Comparison],
                       alpha=0.5,
                       solid_capstyle='butt',
                       label=label('95 % CI over seeds (Student t)'))
-        axes.plot(
-            deltas, [y] * len(deltas),
-            'o',
-            color='0.2',
-            markersize=3.5,
-            label=label('Δ of each seed'))
+        # each seed on a line of its own, its interval over images with it
+        for index, (seed, delta) in enumerate(zip(paired.seeds,
+                                                  paired.deltas)):
+            seed_label = f'#{index + 1}' if seed is None else str(seed)
+            offset = (IMAGE_SPREAD * (index / (paired.pairs - 1) - 0.5)
+                      if paired.pairs > 1 else 0.0)
+            interval = comparison.image_intervals.get(seed_label,
+                                                      {}).get(name)
+            if interval is not None and interval.ci95 is not None:
+                low, high = (value * 100 for value in interval.ci95)
+                axes.plot([low, high], [y + offset] * 2,
+                          color=IMAGE_COLOR,
+                          linewidth=1.2,
+                          label=label('95 % CI over images, per seed'))
+            axes.plot([delta * 100], [y + offset],
+                      'o',
+                      color='0.2',
+                      markersize=3.5,
+                      label=label('Δ of each seed'))
+            axes.annotate(
+                f'seed {seed_label}', (delta * 100, y + offset),
+                xytext=(4, 2),
+                textcoords='offset points',
+                fontsize=6,
+                color='0.3')
         axes.plot([paired.mean * 100], [y],
                   'D',
                   color=SEED_COLOR,
