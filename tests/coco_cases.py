@@ -4,11 +4,17 @@ bootstrap: ground truth with crowd regions and objects of every area range,
 and predictions made from it (found objects, misses, duplicates, false
 positives, ties in score). Imported by name: pytest puts tests/ on
 sys.path (tests/conftest.py)."""
+import contextlib
+import io
 import json
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from mmdet_yolor.analysis.weighted_coco_ap import AP_STATS
 
 IMAGE_SIZE = 128
 
@@ -127,3 +133,32 @@ def write_json(obj, path) -> str:
     with open(path, 'w', encoding='utf-8') as file:
         json.dump(obj, file)
     return str(path)
+
+
+def quiet(function, *args):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return function(*args)
+
+
+def coco_of(gt: dict) -> COCO:
+    coco = COCO()
+    coco.dataset = gt
+    quiet(coco.createIndex)
+    return coco
+
+
+def reference_stats(coco, results, iou_type, image_ids, max_dets):
+    """pycocotools' own COCOeval.stats, set up as mmdet's CocoMetric sets
+    it up (segm results without their box, as CocoMetric pops it)."""
+    if iou_type == 'segm':
+        results = [{k: v
+                    for k, v in r.items() if k != 'bbox'} for r in results]
+    dt = quiet(coco.loadRes, [dict(r) for r in results])
+    evaluator = COCOeval(coco, dt, iou_type)
+    evaluator.params.catIds = sorted(coco.getCatIds())
+    evaluator.params.imgIds = list(image_ids)
+    evaluator.params.maxDets = list(max_dets)
+    quiet(evaluator.evaluate)
+    quiet(evaluator.accumulate)
+    quiet(evaluator.summarize)
+    return evaluator.stats[:len(AP_STATS)]

@@ -14,11 +14,11 @@ from typing import Dict, List, Tuple
 import numpy as np
 from pycocotools.coco import COCO
 
-from mmdet_yolor.analysis.image_bootstrap import (AP_STATS, coco_eval,
-                                                  evaluate_both, paired_deltas,
+from mmdet_yolor.analysis.image_bootstrap import (evaluate_both, paired_deltas,
                                                   resample_weights)
 from mmdet_yolor.analysis.prediction_files import (evaluated_images,
                                                    load_predictions)
+from mmdet_yolor.analysis.weighted_coco_ap import AP_STATS, coco_eval
 
 IMAGE_SIZE = 640
 

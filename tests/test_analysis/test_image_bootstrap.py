@@ -1,56 +1,18 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-import contextlib
-import io
 import json
 import os.path as osp
 
 import coco_cases
 import numpy as np
 import pytest
+from coco_cases import quiet, reference_stats
 from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
-from mmdet_yolor.analysis.image_bootstrap import (AP_STATS, MMDET_MAX_DETS,
-                                                  WeightedCocoAP,
-                                                  bootstrap_files, coco_eval,
+from mmdet_yolor.analysis.image_bootstrap import (bootstrap_files,
                                                   format_bootstrap_table,
                                                   resample_weights)
-from mmdet_yolor.analysis.prediction_files import PredictionSet
+from mmdet_yolor.analysis.weighted_coco_ap import AP_STATS, MMDET_MAX_DETS
 from mmdet_yolor.datasets import generate_dataset
-
-
-def quiet(function, *args):
-    with contextlib.redirect_stdout(io.StringIO()):
-        return function(*args)
-
-
-def coco_of(gt: dict) -> COCO:
-    coco = COCO()
-    coco.dataset = gt
-    quiet(coco.createIndex)
-    return coco
-
-
-def reference_stats(coco, results, iou_type, image_ids, max_dets):
-    """pycocotools' own COCOeval.stats, set up as mmdet's CocoMetric sets
-    it up (segm results without their box, as CocoMetric pops it)."""
-    if iou_type == 'segm':
-        results = [{k: v
-                    for k, v in r.items() if k != 'bbox'} for r in results]
-    dt = quiet(coco.loadRes, [dict(r) for r in results])
-    evaluator = COCOeval(coco, dt, iou_type)
-    evaluator.params.catIds = sorted(coco.getCatIds())
-    evaluator.params.imgIds = list(image_ids)
-    evaluator.params.maxDets = list(max_dets)
-    quiet(evaluator.evaluate)
-    quiet(evaluator.accumulate)
-    quiet(evaluator.summarize)
-    return evaluator.stats[:len(AP_STATS)]
-
-
-def full_set(weighted: WeightedCocoAP):
-    values = weighted.evaluate(np.ones((1, weighted.num_images), dtype=int))
-    return np.array([values[name][0] for name, *_ in AP_STATS])
 
 
 @pytest.fixture(scope='module')
@@ -61,74 +23,6 @@ def shapes_val(tmp_path_factory):
     ann_file = osp.join(root, 'annotations', 'instances_val.json')
     with open(ann_file, encoding='utf-8') as file:
         return ann_file, json.load(file)
-
-
-@pytest.fixture(scope='module')
-def crowd_case():
-    """Crowd regions, every area range, an image without objects, a
-    category without any, duplicates and ties in score."""
-    gt = coco_cases.ground_truth(num_images=30, crowd=True)
-    assert any(a['iscrowd'] for a in gt['annotations'])
-    return gt, coco_of(gt)
-
-
-@pytest.mark.parametrize('iou_type', ['bbox', 'segm'])
-@pytest.mark.parametrize('max_dets', [(1, 10, 100), MMDET_MAX_DETS, (1, 2, 3)])
-def test_full_set_equals_pycocotools_with_crowd_and_ignored_regions(
-        crowd_case, iou_type, max_dets):
-    gt, coco = crowd_case
-    results = coco_cases.predictions(gt, seed=1, masks=iou_type == 'segm')
-    # more detections than the smaller maxDets on one image
-    results += [dict(r, score=0.01) for r in results if r['image_id'] == 2] * 3
-    image_ids = sorted(coco.getImgIds())
-    weighted = WeightedCocoAP(
-        coco_eval(coco, PredictionSet('x', results), iou_type, image_ids,
-                  max_dets))
-    expected = reference_stats(coco, results, iou_type, image_ids, max_dets)
-    np.testing.assert_allclose(
-        full_set(weighted), expected, rtol=0, atol=1e-12)
-    assert (expected > 0).sum() >= 5
-
-
-def test_weights_equal_pycocotools_on_the_resampled_images(crowd_case):
-    """A resample equals pycocotools on a dataset that holds each image as
-    often as the resample draws it (distinct scores: no ties whose order
-    the copies could change)."""
-    gt, coco = crowd_case
-    rng = np.random.default_rng(5)
-    results = [
-        dict(r, score=float(rng.uniform()))
-        for r in coco_cases.predictions(gt, seed=2)
-    ]
-    image_ids = sorted(coco.getImgIds())
-    weighted = WeightedCocoAP(
-        coco_eval(coco, PredictionSet('x', results), 'bbox', image_ids))
-    weights = resample_weights(len(image_ids), 4, seed=3)
-    values = weighted.evaluate(weights)
-    for row in weights:
-        copies = dict(categories=gt['categories'], images=[], annotations=[])
-        copied = []
-        for image_id, count in zip(image_ids, row):
-            for _ in range(count):
-                new_id = len(copies['images']) + 1
-                copies['images'].append(dict(coco.imgs[image_id], id=new_id))
-                for annotation in coco.imgToAnns[image_id]:
-                    copies['annotations'].append(
-                        dict(
-                            annotation,
-                            image_id=new_id,
-                            id=len(copies['annotations']) + 1))
-                copied += [
-                    dict(r, image_id=new_id) for r in results
-                    if r['image_id'] == image_id
-                ]
-        copy_coco = coco_of(copies)
-        expected = reference_stats(copy_coco, copied, 'bbox',
-                                   sorted(copy_coco.getImgIds()),
-                                   MMDET_MAX_DETS)
-        index = np.flatnonzero((weights == row).all(axis=1))[0]
-        ours = [values[name][index] for name, *_ in AP_STATS]
-        np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-12)
 
 
 def test_full_set_equals_pycocotools_on_the_embedded_val_set(
