@@ -1,7 +1,7 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """The main job on the embedded data: train detectors with and without
-YOLOR, evaluate them, print the seed-style table and draw the curves and
-the detections.
+YOLOR, evaluate them, print the seed-style table with its intervals and
+verdicts, and draw the differences, the curves and the detections.
 
 ``make demo`` runs :func:`run_demo` through ``tools/demo.py``. Every training
 is a ``tools/train.py`` process on a config written into its work dir (the
@@ -15,6 +15,7 @@ import os.path as osp
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +24,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from .analysis.compare import compare, dump_json, format_table
+from . import launch
+from .analysis.compare import compare, dump_json, format_report
+from .analysis.forest_plot import plot_forest
 from .analysis.plot import (format_implicit_summary, load_implicit_stats,
                             plot_curves, plot_implicits)
+from .analysis.prediction_files import kept_prediction_file
 from .analysis.predictions import plot_predictions
 from .analysis.work_dirs import WorkDir, load_work_dirs
 from .datasets import ensure_dataset
@@ -44,6 +48,8 @@ DEMO_CONFIGS = {
                     'sparse-rcnn-yolor_r18_fpn_6e_shapes.py'),
 }
 DEFAULT_DETECTORS = ('fcos', )
+# What a single-seed verdict suggests: the demo with the seed interval.
+MORE_SEEDS_HINT = 'make demo DEMO_ARGS="--seeds 0 1 2"'
 TRAIN_TOOL = tool_path('train.py')
 _PROGRESS = re.compile(r'Epoch\(train\)\s+\[(\d+)\]\[\s*(\d+)/(\d+)\]')
 
@@ -140,15 +146,39 @@ def plan_runs(settings: DemoSettings) -> List[Run]:
                 cfg.work_dir = work_dir
                 os.makedirs(work_dir, exist_ok=True)
                 config = osp.join(work_dir, name)
-                cfg.dump(config)
+                finished = _finished(work_dir, config, cfg)
+                if not finished:
+                    cfg.dump(config)
                 loader = cfg.train_dataloader
                 iters = math.ceil(loader.dataset.generator.num_train /
                                   loader.batch_size)
-                runs.append(
-                    Run(f'{detector} {variant} seed {seed}', detector, variant,
-                        seed, config, work_dir,
-                        iters * cfg.train_cfg.max_epochs))
+                total = iters * cfg.train_cfg.max_epochs
+                run = Run(f'{detector} {variant} seed {seed}', detector,
+                          variant, seed, config, work_dir, total)
+                if finished:
+                    run.done_iters, run.status = total, 'kept'
+                runs.append(run)
     return runs
+
+
+def _finished(work_dir: str, config: str, cfg: Config) -> bool:
+    """Whether ``work_dir`` holds a finished training of ``cfg``: the config
+    ``tools/train.py`` dumped there (to ``config``) is the one it would run
+    now, and the last epoch's checkpoint and the kept predictions are
+    there. A demo run again keeps such a training."""
+    if not (osp.isfile(config)
+            and osp.isfile(osp.join(work_dir, 'last_checkpoint'))
+            and kept_prediction_file(work_dir, 'val', 'bbox')):
+        return False
+    final = f'epoch_{cfg.train_cfg.max_epochs}.pth'
+    if osp.basename(last_checkpoint(work_dir)) != final:
+        return False
+    with tempfile.TemporaryDirectory() as plan_dir:
+        plan = osp.join(plan_dir, osp.basename(config))
+        cfg.dump(plan)
+        text = launch.prepare_train_config(plan, work_dir=work_dir).pretty_text
+    with open(config, encoding='utf-8') as f:
+        return f.read() == text
 
 
 def _train(run: Run, threads: int) -> None:
@@ -205,7 +235,10 @@ def train_all(runs: List[Run],
     start = time.time()
     finished = threading.Event()
     with ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(_train, run, threads) for run in runs]
+        futures = [
+            pool.submit(_train, run, threads) for run in runs
+            if run.status != 'kept'
+        ]
 
         def report():
             while not finished.wait(interval):
@@ -246,9 +279,11 @@ def prediction_models(runs: List[Run],
 
 
 def run_demo(settings: DemoSettings, log=print) -> str:
-    """Generate the data, train every run, then write and return the table.
+    """Generate the data, train every run (keeping the finished trainings
+    of an earlier demo with the same settings), then write and return the
+    report: the table, its intervals and the verdicts.
 
-    Writes ``results.md``, ``results.json``, ``curves.png``,
+    Writes ``results.md``, ``results.json``, ``forest.png``, ``curves.png``,
     ``predictions.png`` and ``implicit_<detector>.png`` into
     ``settings.work_dir``.
     """
@@ -257,15 +292,20 @@ def run_demo(settings: DemoSettings, log=print) -> str:
     data = Config.fromfile(runs[0].config).train_dataloader.dataset
     log(f'[demo] data: {data.data_root} (generated on first use)')
     ensure_dataset(data.data_root, **data.generator)
+    kept = sum(run.status == 'kept' for run in runs)
     log(f'[demo] {len(runs)} trainings, {settings.jobs} at a time, in '
-        f'{settings.work_dir}')
+        f'{settings.work_dir}' +
+        (f' ({kept} finished before: kept)' if kept else ''))
     train_all(runs, settings.jobs, log=log)
 
-    comparisons = compare([run.work_dir for run in runs])
-    table = format_table(comparisons)
+    comparisons = compare([run.work_dir for run in runs],
+                          more_seeds_hint=MORE_SEEDS_HINT,
+                          log=log)
+    table = format_report(comparisons)
     with open(osp.join(settings.work_dir, 'results.md'), 'w') as f:
         f.write(table + '\n')
     dump_json(comparisons, osp.join(settings.work_dir, 'results.json'))
+    plot_forest(comparisons, osp.join(settings.work_dir, 'forest.png'))
     work_dirs = load_work_dirs([run.work_dir for run in runs])
     plot_curves(work_dirs, osp.join(settings.work_dir, 'curves.png'))
     plot_predictions(
@@ -283,6 +323,6 @@ def run_demo(settings: DemoSettings, log=print) -> str:
                 'w') as f:
             f.write(format_implicit_summary(stats) + '\n')
     log(f'[demo] finished in {_format_seconds(time.time() - start)}; '
-        f'table, curves, predictions and implicit plots in '
+        f'table, forest plot, curves, predictions and implicit plots in '
         f'{settings.work_dir}')
     return table

@@ -124,7 +124,10 @@ def prepare_train_config(config: str,
                          cfg_options: Optional[dict] = None,
                          launcher: str = 'none',
                          yolor: Optional[str] = None) -> Config:
-    """Return the training config that ``tools/train.py`` runs.
+    """Return the training config that ``tools/train.py`` runs: ``config``
+    with the options applied, the default hooks added, and every validation
+    ``CocoMetric`` keeping its predictions in the work dir
+    (:func:`~mmdet_yolor.analysis.prediction_files.keep_predictions`).
 
     Args:
         config (str): Config file path.
@@ -216,8 +219,10 @@ def prepare_test_config(config: str,
                         cfg_options: Optional[dict] = None,
                         launcher: str = 'none',
                         yolor: Optional[str] = None) -> Config:
-    """Return the test config that ``tools/test.py`` runs; the arguments are
-    those of :func:`prepare_train_config` and mmdet's ``tools/test.py``."""
+    """Return the test config that ``tools/test.py`` runs, its
+    ``CocoMetric`` keeping the predictions in the work dir; the arguments
+    are those of :func:`prepare_train_config` and mmdet's
+    ``tools/test.py``."""
     cfg = load_config(config, cfg_options, yolor)
     _set_common(cfg, config, work_dir, launcher, yolor)
     cfg.load_from = checkpoint

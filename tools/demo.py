@@ -1,8 +1,10 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """The main job: train detectors with and without YOLOR on the embedded
 synthetic shapes data (generated on first use), evaluate, print the
-seed-style comparison table and draw the curves and the detections.
-`make demo` runs it."""
+seed-style comparison table with the intervals of the difference and a
+verdict, and draw the intervals, the curves and the detections. Finished
+trainings of an earlier run with the same settings are kept. `make demo`
+runs it."""
 import argparse
 
 from mmdet_yolor import launch
@@ -25,7 +27,8 @@ def parse_args():
         type=int,
         default=list(defaults.seeds),
         help='one baseline and one YOLOR run per seed; several seeds give '
-        'mean ± std (default: %(default)s)')
+        'mean ± std and the 95 %% interval of the difference over seeds '
+        '(default: %(default)s)')
     parser.add_argument(
         '--epochs',
         type=int,

@@ -6,7 +6,8 @@ baseline and the YOLOR training are submitted as requeue-safe batch jobs
 (``tools/sbatch_train.sh``: train, resuming after a requeue, then test the
 last checkpoint); a final job, which waits for all of them, writes
 ``WORK_DIR/results.md``: the seed-style table of ``tools/analysis/
-compare.py`` (mean ± std over seeds) and the numbers the seed reported::
+compare.py`` (mean ± std over seeds, the 95 % intervals over seeds and
+over images, a verdict per row) and the numbers the seed reported::
 
     python tools/slurm_seed_tables.py PARTITION WORK_DIR \\
         [--rows ROW ...] [--seeds N] [--dry-run] [-- train.py options]
@@ -282,11 +283,18 @@ def seed_beside_table(rows: Sequence[Row], comparisons) -> str:
     return '\n'.join(lines)
 
 
+def more_seeds_hint(seeds: int) -> str:
+    """What a single-seed verdict of the table suggests."""
+    return (f'submit the rows with --seeds 3 (this submission trained '
+            f'{seeds}) for the interval over seeds')
+
+
 def write_results(work_dir: str) -> str:
     """Write ``WORK_DIR/results.md`` from the runs that finished; return
     its path."""
-    from mmdet_yolor.analysis.compare import compare, format_table
+    from mmdet_yolor.analysis.compare import compare, format_report
     from mmdet_yolor.analysis.work_dirs import WorkDirError, find_runs
+    from mmdet_yolor.errors import InputError
     rows, jobs = read_manifest(work_dir)
     finished, missing = [], []
     for job in jobs:
@@ -295,10 +303,12 @@ def write_results(work_dir: str) -> str:
         else:
             missing.append(job)
     sections = ['# Seed tables\n']
+    seeds = len({job.seed for job in jobs})
     try:
-        comparisons = compare([job.work_dir for job in finished])
-        table = format_table(comparisons)
-    except WorkDirError as error:
+        comparisons = compare([job.work_dir for job in finished],
+                              more_seeds_hint=more_seeds_hint(seeds))
+        table = format_report(comparisons)
+    except (WorkDirError, InputError) as error:
         comparisons, table = [], f'No table: {error}'
     sections += [
         f'Measured: {len(finished)} of {len(jobs)} runs '

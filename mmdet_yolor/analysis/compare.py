@@ -295,7 +295,10 @@ def verdict(comparison: Comparison,
         return (f'no verdict: {comparison.pairing}; pair the runs by seed '
                 f'(randomness.seed)')
     noun = 'seed' if paired.pairs == 1 else 'seeds'
-    measured = (f'Δ box AP {points(paired.mean, True)}')
+    measured = f'Δ box AP {points(paired.mean, True)}'
+    if paired.std is not None:
+        measured += f' (sd {paired.std * 100:.1f})'
+
     if paired.ci95 is None:
         images = comparison.image_intervals.get(paired_label(comparison))
         over_images = ''
@@ -374,8 +377,7 @@ def compare_work_dirs(
             _add_pairs(comparison, pairs, resamples, bootstrap_seed, log)
             if len(pairs) == len(variants[False]) == len(variants[True]):
                 for name, paired in comparison.seed_deltas.items():
-                    comparison.delta[name] = round(paired.mean * 100,
-                                                   1) + 0.0
+                    comparison.delta[name] = round(paired.mean * 100, 1) + 0.0
             comparison.verdict = verdict(comparison, more_seeds_hint)
         if require_seed_interval:
             pairs = comparison.seed_deltas.get(REQUIRED_METRIC)

@@ -189,7 +189,7 @@ def test_seeds_pair_by_seed_into_an_interval_and_a_verdict(tmp_path):
     assert paired.deltas == pytest.approx([0.020, 0.013, 0.023])
     assert comparison.pairing == ''
     assert comparison.verdict.startswith(
-        'YOLOR ahead: Δ box AP +1.9, 95 % CI over 3 seeds [+')
+        'YOLOR ahead: Δ box AP +1.9 (sd 0.5), 95 % CI over 3 seeds [+')
     rows = format_table([comparison]).splitlines()
     assert rows[-1].startswith('| 95 % CI, 3 seeds |  |  | [+')
 
@@ -199,8 +199,8 @@ def test_an_undetectable_difference_says_how_many_seeds_would_do(tmp_path):
                                    (0.368, 0.381)])
     comparison, = compare(paths, resamples=0)
     assert comparison.verdict.startswith(
-        'no difference detectable with 3 seeds: Δ box AP +0.6, 95 % CI '
-        'over 3 seeds [-')
+        'no difference detectable with 3 seeds: Δ box AP +0.6 (sd 1.0), 95 % '
+        'CI over 3 seeds [-')
     needed = int(comparison.verdict.split('about ')[1].split()[0])
     assert needed > 3
 

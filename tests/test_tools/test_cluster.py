@@ -333,14 +333,20 @@ def test_seed_tables_in_one_submission(local_slurm, tiny):
     for run_dir in work_dir.glob('*/seed0'):
         assert (run_dir / 'epoch_1.pth').is_file()
         assert list((run_dir / 'test').glob('*/*.json'))
-    # the table is compare.py's over the four work dirs
+    # the table is compare.py's over the four work dirs, with the interval
+    # over images their kept predictions give; the verdicts suggest the
+    # submission of more seeds
     compared = run([
         sys.executable,
         osp.join(REPO, 'tools', 'analysis', 'compare.py'),
         *map(str, sorted(work_dir.glob('*/seed0')))
     ], str(root)).stdout.strip()
-    assert compared in results
-    assert compared.count('| **FCOS**') == 4
+    table = compared.split('\n\n')[0]
+    assert table in results
+    assert table.count('| **FCOS**') == 4
+    assert table.count('| 95 % CI, images, seed 0 |') == 2
+    assert results.count('submit the rows with --seeds 3 (this submission '
+                         'trained 1) for the interval over seeds') == 2
     # the seed reported nothing for these configs
     assert '| tiny-bn | ✓ |' in results
 

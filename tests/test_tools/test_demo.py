@@ -27,26 +27,15 @@ def test_shorter_schedule_validates_every_epoch():
     assert cfg.train_cfg.val_interval == 1
 
 
-# slow: data, two trainings, evaluation, plots; `make demo` end to end
+# slow: data, two trainings, evaluation, plots; `make demo` end to end,
+# then again, keeping the finished trainings
 @pytest.mark.slow
 def test_short_demo_end_to_end(run_tool, tmp_path):
-    result = run_tool(
-        'demo.py',
-        '--detectors',
-        'fcos',
-        '--epochs',
-        '1',
-        '--num-train',
-        '4',
-        '--num-val',
-        '2',
-        '--data-root',
-        str(tmp_path / 'data'),
-        '--work-dir',
-        str(tmp_path / 'demo'),
-        '--cfg-options',
-        'model.test_cfg.score_thr=0.0',
-        cwd=tmp_path)
+    args = ('demo.py', '--detectors', 'fcos', '--epochs', '1',
+            '--num-train', '4', '--num-val', '4', '--data-root',
+            str(tmp_path / 'data'), '--work-dir', str(tmp_path / 'demo'),
+            '--cfg-options', 'model.test_cfg.score_thr=0.0')
+    result = run_tool(*args, cwd=tmp_path)
     out = result.stdout
     assert '[demo] data: ' in out and 'ETA' in out
     table = (tmp_path / 'demo' / 'results.md').read_text()
@@ -55,12 +44,23 @@ def test_short_demo_end_to_end(run_tool, tmp_path):
     assert lines[2].startswith('| **FCOS** |  | 1 | ')
     assert lines[3].startswith('| **FCOS** | :heavy_check_mark: | 1 | ')
     assert lines[4].startswith('| Δ |')
+    # the evaluation kept its predictions: an interval over the images
+    assert lines[5].startswith('| 95 % CI, images, seed 0 |  |  | [')
+    assert lines[7].startswith(
+        '- **FCOS**: training noise unmeasured with 1 seed (Δ box AP ')
+    assert lines[7].endswith('measure it: make demo DEMO_ARGS="--seeds 0 1 '
+                             '2".')
     results = json.loads((tmp_path / 'demo' / 'results.json').read_text())
     assert results[0]['detector'] == 'FCOS'
-    for picture in ('curves.png', 'predictions.png', 'implicit_fcos.png'):
+    assert set(results[0]['image_intervals']) == {'0'}
+    for picture in ('forest.png', 'curves.png', 'predictions.png',
+                    'implicit_fcos.png'):
         assert (tmp_path / 'demo' / picture).stat().st_size > 0
     assert 'neck.implicit_alignment.0' in (tmp_path / 'demo' /
                                            'implicit_fcos.txt').read_text()
+    again = run_tool(*args, cwd=tmp_path).stdout
+    assert '(2 finished before: kept)' in again
+    assert (tmp_path / 'demo' / 'results.md').read_text() == table
 
 
 @pytest.mark.parametrize(
