@@ -9,6 +9,7 @@ canvas without pyplot.
 """
 from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -84,13 +85,12 @@ def forest_figure(comparisons: Sequence[Comparison],
                       solid_capstyle='butt',
                       label=label('95 % CI over seeds (Student t)'))
         # each seed on a line of its own, its interval over images with it
-        for index, (seed, delta) in enumerate(zip(paired.seeds,
-                                                  paired.deltas)):
+        half = IMAGE_SPREAD / 2 if paired.pairs > 1 else 0.0
+        offsets = np.linspace(-half, half, paired.pairs)
+        for index, seed in enumerate(paired.seeds):
+            delta, offset = paired.deltas[index], offsets[index]
             seed_label = f'#{index + 1}' if seed is None else str(seed)
-            offset = (IMAGE_SPREAD * (index / (paired.pairs - 1) - 0.5)
-                      if paired.pairs > 1 else 0.0)
-            interval = comparison.image_intervals.get(seed_label,
-                                                      {}).get(name)
+            interval = comparison.image_intervals.get(seed_label, {}).get(name)
             if interval is not None and interval.ci95 is not None:
                 low, high = (value * 100 for value in interval.ci95)
                 axes.plot([low, high], [y + offset] * 2,
