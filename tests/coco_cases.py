@@ -7,6 +7,7 @@ sys.path (tests/conftest.py)."""
 import contextlib
 import io
 import json
+import pickle
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -127,6 +128,23 @@ def true_positives(gt: dict, images: Sequence[int]) -> List[Dict]:
             score=0.99) for a in gt['annotations']
         if a['image_id'] in wanted and not a['iscrowd']
     ]
+
+
+def write_empty_test_pickle(image_ids: Sequence[int], path) -> str:
+    """The pickle ``tools/test.py --out`` writes for ``image_ids`` when the
+    model detects nothing there (mmdet's DumpDetResults)."""
+    import torch
+    samples = [
+        dict(
+            img_id=i,
+            pred_instances=dict(
+                bboxes=torch.zeros((0, 4)),
+                scores=torch.zeros(0),
+                labels=torch.zeros(0, dtype=torch.long))) for i in image_ids
+    ]
+    with open(path, 'wb') as file:
+        pickle.dump(samples, file)
+    return str(path)
 
 
 def write_json(obj, path) -> str:

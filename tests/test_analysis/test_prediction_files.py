@@ -88,17 +88,8 @@ def test_files_for_different_images_are_refused(case):
     base = load_predictions(
         write(root, 'b.json', coco_cases.predictions(gt, images=[1, 2, 3])),
         coco)
-    pickled = root / 'y.pkl'
-    pickled.write_bytes(
-        pickle.dumps([
-            dict(
-                img_id=i,
-                pred_instances=dict(
-                    bboxes=torch.zeros((0, 4)),
-                    scores=torch.zeros(0),
-                    labels=torch.zeros(0, dtype=torch.long))) for i in (1, 2)
-        ]))
-    yolor = load_predictions(str(pickled), coco)
+    pickled = coco_cases.write_empty_test_pickle([1, 2], root / 'y.pkl')
+    yolor = load_predictions(pickled, coco)
     with pytest.raises(InputError) as error:
         evaluated_images(ann_file, coco, base, yolor, ['bbox'])
     message = str(error.value)

@@ -1,10 +1,8 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 import json
-import pickle
 
 import coco_cases
 import pytest
-import torch
 
 
 @pytest.fixture
@@ -73,18 +71,8 @@ def test_bad_input_is_one_line_and_writes_nothing(run_tool, tmp_path, files,
                                                   args, message):
     files['missing'] = str(tmp_path / 'missing.json')
     # a tools/test.py --out pickle of the first ten images only
-    listed = tmp_path / 'listed.pkl'
-    listed.write_bytes(
-        pickle.dumps([
-            dict(
-                img_id=i,
-                pred_instances=dict(
-                    bboxes=torch.zeros((0, 4)),
-                    scores=torch.zeros(0),
-                    labels=torch.zeros(0, dtype=torch.long)))
-            for i in range(1, 11)
-        ]))
-    files['listed'] = str(listed)
+    files['listed'] = coco_cases.write_empty_test_pickle(
+        range(1, 11), tmp_path / 'listed.pkl')
     argv = [files.get(arg, arg) for arg in args]
     result = run_tool(
         'analysis/bootstrap_ap.py',
