@@ -15,6 +15,7 @@ import contextlib
 import io
 import multiprocessing
 import os.path as osp
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -135,12 +136,15 @@ def evaluate_both(
         weights: np.ndarray,
         parallel: bool = True) -> Tuple[ModelEvaluation, ModelEvaluation]:
     """:func:`evaluate_model` of both prediction sets under the same
-    ``weights``: in two forked processes at once where the platform forks
-    and ``parallel`` is set, else one after the other."""
+    ``weights``: in two forked processes at once where ``parallel`` is set,
+    the platform forks and this process runs no other thread (a fork copies
+    locks that another thread may hold), else one after the other."""
     _WORKER_JOBS[:] = [(coco_gt, predictions, iou_type, list(image_ids),
                         weights) for predictions in (baseline, yolor)]
+    forks = ('fork' in multiprocessing.get_all_start_methods()
+             and threading.active_count() == 1)
     try:
-        if parallel and 'fork' in multiprocessing.get_all_start_methods():
+        if parallel and forks:
             with ProcessPoolExecutor(
                     2, mp_context=multiprocessing.get_context('fork')) as pool:
                 return tuple(pool.map(_evaluate_job, range(2)))
