@@ -30,7 +30,7 @@ from .image_bootstrap import (DEFAULT_RESAMPLES, MetricDelta, bootstrap_files,
                               points)
 from .prediction_files import kept_prediction_file
 from .seed_statistics import (SeedDelta, interval_verdict, seed_delta,
-                              seeds_needed, t_interval)
+                              seed_label, seeds_needed, t_interval)
 from .work_dirs import WorkDir, WorkDirError, load_work_dirs
 
 # (metric name without prefix, column header) of every table column.
@@ -124,7 +124,8 @@ class Comparison:
             have, the paired differences over seeds (as logged, 0-1);
             empty if no run could be paired.
         image_intervals (dict[str, dict[str, MetricDelta]]): Per paired
-            seed (its label), the image bootstrap of each metric.
+            seed (its :func:`~.seed_statistics.seed_label`), the image
+            bootstrap of each metric.
         notes (list[str]): Why a pair has no image interval.
         verdict (str, optional): Whether YOLOR's box AP difference is real;
             None unless both rows exist.
@@ -190,16 +191,16 @@ def _delta(baseline: Row, yolor: Row) -> Dict[str, Optional[float]]:
 
 def pair_seeds(
     baseline: Sequence[WorkDir], yolor: Sequence[WorkDir]
-) -> Tuple[List[Tuple[str, WorkDir, WorkDir]], str]:
+) -> Tuple[List[Tuple[Optional[int], WorkDir, WorkDir]], str]:
     """Pair the baseline and YOLOR runs of one comparison by seed.
 
     Runs that all set ``randomness.seed`` pair by it; runs that set none
     pair in the order given when both sides have as many.
 
     Returns:
-        tuple: ``(label, baseline, yolor)`` of each pair (the label is the
-        seed, or ``#n`` for the n-th pair in order), and a sentence on how
-        they were paired (empty where every run paired by seed).
+        tuple: ``(seed, baseline, yolor)`` of each pair (seed None where
+        the runs pair in order), and a sentence on how they were paired
+        (empty where every run paired by seed).
 
     Raises:
         WorkDirError: If two runs of one variant have the same seed.
@@ -216,15 +217,14 @@ def pair_seeds(
                     f'work dir per seed and variant.')
             by_seed[run.yolor][run.seed] = run
         common = sorted(set(by_seed[False]) & set(by_seed[True]))
-        pairs = [(str(seed), by_seed[False][seed], by_seed[True][seed])
+        pairs = [(seed, by_seed[False][seed], by_seed[True][seed])
                  for seed in common]
         lone = [run.path for run in runs if run.seed not in common]
         note = (f'unpaired (no run of the other variant with their seed): '
                 f'{", ".join(lone)}') if lone else ''
         return pairs, note
     if len(baseline) == len(yolor):
-        return ([(f'#{n}', b, y)
-                 for n, (b, y) in enumerate(zip(baseline, yolor), 1)],
+        return ([(None, b, y) for b, y in zip(baseline, yolor)],
                 'paired in the order given: the configs set no '
                 'randomness.seed')
     return [], (f'not paired: {len(baseline)} baseline and {len(yolor)} YOLOR '
@@ -259,18 +259,14 @@ def image_interval(baseline: WorkDir,
         return {}, (f'no image interval: {baseline.path} and {yolor.path} '
                     f'did not both keep their predictions '
                     f'(predictions/val.bbox.json; tools/train.py keeps them)')
-    metrics = bootstrap_files(
-        ann_file,
-        kept_prediction_file(baseline.path, 'val', 'bbox'),
-        kept_prediction_file(yolor.path, 'val', 'bbox'), ['bbox'],
-        resamples=resamples,
-        seed=seed).metrics
-    if 'segm' in iou_types:
+    metrics: Dict[str, MetricDelta] = {}
+    # CocoMetric keeps boxes and masks in files of their own
+    for iou_type in iou_types:
         metrics.update(
             bootstrap_files(
                 ann_file,
-                kept_prediction_file(baseline.path, 'val', 'segm'),
-                kept_prediction_file(yolor.path, 'val', 'segm'), ['segm'],
+                kept_prediction_file(baseline.path, 'val', iou_type),
+                kept_prediction_file(yolor.path, 'val', iou_type), [iou_type],
                 resamples=resamples,
                 seed=seed).metrics)
     for run, side in ((baseline, 'baseline'), (yolor, 'yolor')):
@@ -300,7 +296,7 @@ def verdict(comparison: Comparison,
         measured += f' (sd {paired.std * 100:.1f})'
 
     if paired.ci95 is None:
-        images = comparison.image_intervals.get(paired_label(comparison))
+        images = comparison.image_intervals.get(seed_label(paired.seeds[0], 0))
         over_images = ''
         if images:
             box = images[REQUIRED_METRIC]
@@ -322,12 +318,6 @@ def verdict(comparison: Comparison,
         more = f'about {needed} seeds would detect a Δ of this size'
     return (f'no difference detectable with {paired.pairs} {noun}: '
             f'{measured}, {interval}; {more}')
-
-
-def paired_label(comparison: Comparison) -> Optional[str]:
-    """The label of a comparison's single pair, if it has exactly one."""
-    labels = list(comparison.image_intervals)
-    return labels[0] if len(labels) == 1 else None
 
 
 def _interval(ci95: Sequence[float]) -> str:
@@ -391,21 +381,22 @@ def compare_work_dirs(
 
 
 def _add_pairs(comparison: Comparison,
-               pairs: Sequence[Tuple[str, WorkDir, WorkDir]], resamples: int,
+               pairs: Sequence[Tuple[Optional[int], WorkDir,
+                                     WorkDir]], resamples: int,
                bootstrap_seed: int, log: Callable[[str], None]) -> None:
     if not pairs:
         return
-    finals = [(label, b.final_metrics(), y.final_metrics())
-              for label, b, y in pairs]
+    finals = [(seed, b.final_metrics(), y.final_metrics())
+              for seed, b, y in pairs]
     for name, _ in TABLE_METRICS:
         if all(name in b and name in y for _, b, y in finals):
             comparison.seed_deltas[name] = seed_delta([
-                (None if label.startswith('#') else int(label), b[name],
-                 y[name]) for label, b, y in finals
+                (seed, b[name], y[name]) for seed, b, y in finals
             ])
     if resamples <= 0:
         return
-    for label, baseline, yolor in pairs:
+    for index, (seed, baseline, yolor) in enumerate(pairs):
+        label = seed_label(seed, index)
         log(f'[compare] {comparison.detector}, seed {label}: image bootstrap '
             f'({resamples} resamples)')
         metrics, note = image_interval(baseline, yolor, resamples,

@@ -14,6 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .compare import TABLE_METRICS, Comparison
+from .seed_statistics import seed_label
 
 # Plain-text names of the table metrics, for axis labels.
 METRIC_LABELS = {
@@ -89,8 +90,8 @@ def forest_figure(comparisons: Sequence[Comparison],
         offsets = np.linspace(-half, half, paired.pairs)
         for index, seed in enumerate(paired.seeds):
             delta, offset = paired.deltas[index], offsets[index]
-            seed_label = f'#{index + 1}' if seed is None else str(seed)
-            interval = comparison.image_intervals.get(seed_label, {}).get(name)
+            pair = seed_label(seed, index)
+            interval = comparison.image_intervals.get(pair, {}).get(name)
             if interval is not None and interval.ci95 is not None:
                 low, high = (value * 100 for value in interval.ci95)
                 axes.plot([low, high], [y + offset] * 2,
@@ -103,7 +104,7 @@ def forest_figure(comparisons: Sequence[Comparison],
                       markersize=3.5,
                       label=label('Δ of each seed'))
             axes.annotate(
-                f'seed {seed_label}', (delta * 100, y + offset),
+                f'seed {pair}', (delta * 100, y + offset),
                 xytext=(4, 2),
                 textcoords='offset points',
                 fontsize=6,

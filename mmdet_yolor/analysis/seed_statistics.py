@@ -49,6 +49,12 @@ class SeedDelta:
         return len(self.deltas)
 
 
+def seed_label(seed: Optional[int], index: int) -> str:
+    """How a pair is named: its seed, or ``#n`` for the n-th pair (from
+    ``index`` 0) of runs that set no seed and pair in the order given."""
+    return f'#{index + 1}' if seed is None else str(seed)
+
+
 def t_interval(deltas: Sequence[float],
                confidence: float = CONFIDENCE) -> Tuple[float, float]:
     """The Student-t interval of the mean of ``deltas``.

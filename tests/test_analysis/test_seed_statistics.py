@@ -6,7 +6,8 @@ import pytest
 from mmdet_yolor.analysis.seed_statistics import (AHEAD, BEHIND,
                                                   MAX_SEEDS_NEEDED,
                                                   interval_verdict, seed_delta,
-                                                  seeds_needed, t_interval)
+                                                  seed_label, seeds_needed,
+                                                  t_interval)
 from mmdet_yolor.errors import InputError
 
 
@@ -62,3 +63,8 @@ def _unit_spread(n):
     values = [i - (n - 1) / 2 for i in range(n)]
     std = math.sqrt(sum(v * v for v in values) / (n - 1))
     return [v / std for v in values]
+
+
+def test_pairs_are_named_by_seed_or_by_their_place():
+    assert seed_label(3, 0) == '3'
+    assert seed_label(None, 0) == '#1' and seed_label(None, 2) == '#3'
