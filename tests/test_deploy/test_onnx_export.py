@@ -24,10 +24,11 @@ from mmdet_yolor.deploy.onnx_export import (DeployError, deploy_config,
 from mmdet_yolor.deploy.sparse_rcnn_onnx import (SparseRCNNEnd2End,
                                                  mmdet_outputs)
 from mmdet_yolor.deploy.verify import (OpComparison, ParityChecker,
-                                       generated_images, match_detections)
+                                       match_detections)
 from mmdet_yolor.models.layers import BaseImplicit
 from mmdet_yolor.package_data import get_config
 from mmdet_yolor.stack_api import onnx_torchscript_exporter
+from yolor_dev.shapes_images import generated_images
 
 from yolor_testing import (randomise_implicits, spread_head_weights,
                            spread_sparse_rcnn)
