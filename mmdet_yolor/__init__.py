@@ -8,9 +8,9 @@ Importing the package (README, "What importing the plugin does"):
 - checks the OpenMMLab versions (an ImportError says what to install);
 - adds ``mmdet_yolor`` to mmengine's config scopes (``mmdet_yolor::``);
 - registers its modules into mmdet's registries;
-- applies the stack fixes of :mod:`mmdet_yolor.compat` once, each a strict
-  superset of stock behaviour; ``MMDET_YOLOR_DISABLE_FIXES=all`` keeps the
-  stock stack.
+- applies the stack fixes of :mod:`mmdet_yolor.compat` whose probes find
+  their defect on this stack (``mmdet_yolor.compat.applied_fixes()`` names
+  them; ``MMDET_YOLOR_DISABLE_FIXES=all`` keeps the stock stack).
 """
 from .package_data import register_config_scope
 from .version import __version__, check_versions
@@ -25,6 +25,6 @@ from .deploy import fuse_implicit  # noqa: E402
 from .toggle import yolorize  # noqa: E402
 # isort: on
 
-compat.apply_fixes()
+compat.apply_import_fixes()
 
 __all__ = ['__version__', 'check_versions', 'yolorize', 'fuse_implicit']

@@ -15,9 +15,9 @@ from typing import Dict, Iterator, List
 from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 
-from .compat import CheckpointError, load_from_local
+from .compat.resume import load_from_local
 from .datasets import ShapesDataset
-from .errors import InputError
+from .errors import CheckpointError, InputError
 from .models.layers.implicit import is_implicit_parameter
 
 # Boxes may reach this many pixels past the image border (COCO's own

@@ -22,9 +22,10 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from . import compat
 from .analysis.prediction_files import keep_predictions, predictions_prefix
 from .checks import check_inputs, find_resumable_checkpoint
+from .compat import applied_fixes_summary
+from .engine.distributed import end_distributed, setup_distributed
 from .errors import InputError
 from .toggle import YOLOR_PARTS, yolorize
 
@@ -239,12 +240,16 @@ def prepare_test_config(config: str,
 
 def build_runner(cfg: Config) -> Runner:
     """Build the runner of ``cfg`` (``runner_type`` if set), after making a
-    multi-process run work on machines without CUDA."""
+    multi-process run work on machines without CUDA; its log says which
+    stack fixes the process applied."""
     setup_cache_size_limit_of_dynamo()
-    compat.setup_distributed(cfg)
+    setup_distributed(cfg)
     if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    runner.logger.info(applied_fixes_summary())
+    return runner
 
 
 def train(cfg: Config) -> Runner:
@@ -256,7 +261,7 @@ def train(cfg: Config) -> Runner:
     check_inputs(cfg, loaders)
     runner = build_runner(cfg)
     runner.train()
-    compat.end_distributed(runner)
+    end_distributed(runner)
     return runner
 
 
@@ -270,7 +275,7 @@ def test(cfg: Config, out: Optional[str] = None) -> dict:
     if out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
     metrics = runner.test()
-    compat.end_distributed(runner)
+    end_distributed(runner)
     return metrics
 
 

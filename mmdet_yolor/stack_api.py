@@ -6,9 +6,11 @@ Each difference is settled by the feature itself (an attribute, a signature,
 what an object pickles as, a probe of the API), never by a version number, so
 a backport or a new release takes the branch that works. Fixes to defects of
 the stack live in :mod:`mmdet_yolor.compat`; this module only hides which
-spelling of an API the installed stack has. Tested in
+spelling of an API the installed stack has, and the probes of the torch
+behaviour those fixes depend on. Tested in
 ``tests/test_stack_api.py`` on every stack of the matrix.
 """
+import contextlib
 import functools
 import inspect
 import io
@@ -85,8 +87,7 @@ def safe_globals_take_names() -> bool:
     """Whether ``torch.serialization.safe_globals`` allows a global under a
     name of the caller's (``(global, 'module.name')`` pairs, torch >= 2.6),
     found by loading a pickle that names a global so, weights-only."""
-    safe_globals = getattr(torch.serialization, 'safe_globals', None)
-    if safe_globals is None:
+    if not hasattr(torch.serialization, 'safe_globals'):
         return False
     buffer = _probe_checkpoint()
     try:
@@ -119,6 +120,49 @@ def onnx_torchscript_exporter() -> Dict[str, bool]:
     if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
         return dict(dynamo=False)
     return {}
+
+
+def onnx_export_defaults_to_dynamo() -> bool:
+    """Whether ``torch.onnx.export`` selects the dynamo exporter unless told
+    otherwise (torch >= 2.9)."""
+    dynamo = inspect.signature(torch.onnx.export).parameters.get('dynamo')
+    return dynamo is not None and dynamo.default is True
+
+
+def safe_globals(allowed: list):
+    """``torch.serialization.safe_globals(allowed)`` (torch >= 2.5), a
+    context that allows ``allowed`` in weights-only loads; a context that
+    does nothing on older torch, which loads everything by default."""
+    context = getattr(torch.serialization, 'safe_globals', None)
+    return context(allowed) if context else contextlib.nullcontext()
+
+
+def _add_pair(a, b):
+    return a + b
+
+
+def _map_over_two(x):
+    return list(map(_add_pair, [x, x], [x, x]))
+
+
+def dynamo_traces_map_over_iterables() -> bool:
+    """Whether dynamo traces ``map(func, a, b)`` in one graph (torch >= 2.3;
+    2.1-2.2 break the graph there), found by compiling a two-line function
+    with the eager backend. Imports dynamo."""
+    import torch._dynamo
+    dynamo_log = logging.getLogger('torch._dynamo')
+    level = dynamo_log.level
+    dynamo_log.setLevel(logging.ERROR)  # its warning on a failed trace
+    try:
+        torch.compile(
+            _map_over_two, backend='eager', fullgraph=True)(
+                torch.ones(1))
+    except Exception:  # any failure to trace it whole
+        return False
+    finally:
+        dynamo_log.setLevel(level)
+        torch._dynamo.reset()
+    return True
 
 
 def recompiles_loggers() -> List[logging.Logger]:

@@ -4,6 +4,7 @@ stacks (mmdet_yolor/stack_api.py), checked on whichever stack runs them."""
 import inspect
 import io
 import pickle
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -85,3 +86,41 @@ def test_dynamo_skip_code_exists_on_every_stack():
     # without it YOLOR's code compiles as frames of its own where a head
     # runs eagerly (correct, but more frames than the baseline: TOOD)
     assert callable(stack_api.dynamo_skip_code())
+
+
+class _Unlisted:
+    pass
+
+
+def test_safe_globals_let_the_default_load_read_what_they_list():
+    buffer = io.BytesIO()
+    torch.save(dict(value=_Unlisted()), buffer)
+    buffer.seek(0)
+    # torch.load's default, weights-only or not, as the checkpoint loader
+    with stack_api.safe_globals([_Unlisted]), warnings.catch_warnings():
+        warnings.simplefilter('ignore', FutureWarning)
+        loaded = torch.load(buffer)
+    assert isinstance(loaded['value'], _Unlisted)
+
+
+def test_the_onnx_default_exporter_is_read_from_the_signature():
+    parameters = inspect.signature(torch.onnx.export).parameters
+    defaults_to_dynamo = stack_api.onnx_export_defaults_to_dynamo()
+    assert defaults_to_dynamo == ('dynamo' in parameters
+                                  and parameters['dynamo'].default is True)
+    if defaults_to_dynamo:  # then the TorchScript one needs choosing
+        assert stack_api.onnx_torchscript_exporter() == dict(dynamo=False)
+
+
+def test_dynamo_traces_map_over_iterables_or_breaks_there():
+    from torch._dynamo.utils import counters
+
+    def two_maps(x):
+        return list(map(torch.add, [x, x], [x, x]))
+
+    torch._dynamo.reset()
+    counters.clear()
+    torch.compile(two_maps, backend='eager')(torch.ones(1))
+    breaks = sum(counters['graph_break'].values())
+    torch._dynamo.reset()
+    assert stack_api.dynamo_traces_map_over_iterables() == (breaks == 0)

@@ -13,7 +13,7 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from .. import compat
+from ..compat import apply_deploy_fixes
 from ..errors import InputError
 
 
@@ -55,7 +55,7 @@ def preprocess(model: nn.Module, model_cfg: Config, deploy_cfg: Config,
     Returns:
         tuple: (1, 3, H', W') input tensor and its data samples.
     """
-    compat.apply_deploy_fixes()
+    apply_deploy_fixes()
     from mmdeploy.apis.utils import build_task_processor
 
     # a copy: create_input sets the loading transform of the config's

@@ -24,7 +24,7 @@ import pytest
 import torch
 from processes import REPO, free_port, run, run_tool
 
-from mmdet_yolor.compat import load_from_local
+from mmdet_yolor.compat.resume import load_from_local
 
 LOCAL_SLURM = osp.join(REPO, 'tools', 'misc', 'local_slurm.sh')
 SEED_TABLES = osp.join(REPO, 'tools', 'slurm_seed_tables.py')

@@ -11,7 +11,7 @@ import re
 import pytest
 from cross_stack import FIXTURES, checkpoint_config
 
-from mmdet_yolor.compat import load_from_local
+from mmdet_yolor.compat.resume import load_from_local
 
 CHECKPOINTS = sorted(glob.glob(osp.join(FIXTURES, '*.pth')))
 

@@ -13,7 +13,7 @@ import torch
 from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 
-from mmdet_yolor.compat import load_from_local
+from mmdet_yolor.compat.resume import load_from_local
 from mmdet_yolor.stack_api import tree_leaves
 
 TRAIN = os.path.join(

@@ -9,7 +9,7 @@ import torch
 from mmdet.registry import MODELS
 
 from mmdet_yolor import yolorize
-from mmdet_yolor.compat import load_from_local
+from mmdet_yolor.compat.resume import load_from_local
 from mmdet_yolor.datasets import CLASSES
 
 from yolor_testing import randomise_implicits, tiny_fcos_config

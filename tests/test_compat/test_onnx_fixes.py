@@ -1,6 +1,5 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-"""The mmdeploy fixes of :mod:`mmdet_yolor.compat` (7, 8)."""
-import inspect
+"""The mmdeploy fixes ``onnx_torchscript_exporter`` and ``onnx_cast_long``."""
 import os
 import os.path as osp
 import subprocess
@@ -14,6 +13,9 @@ from mmcv.ops import RoIAlign
 from torch import nn
 
 from mmdet_yolor import compat
+from mmdet_yolor.compat.onnx_cast_long import _cast_long, define_cast_long
+from mmdet_yolor.compat.onnx_exporter import _torchscript_export
+from mmdet_yolor.stack_api import onnx_export_defaults_to_dynamo
 
 
 def run_python(code, **env):
@@ -74,7 +76,12 @@ def mmdeploy_export(model, path, opset=11):
 
 def test_mmdeploy_exports_rewrites_after_the_fixes(tmp_path):
     compat.apply_deploy_fixes()
-    assert set(compat.DEPLOY_FIXES) <= set(compat._applied)
+    applied = compat.applied_fixes()
+    assert [fix.name for fix in compat.DEPLOY_FIXES
+            if fix.name in applied] == [
+                fix.name for fix in compat.DEPLOY_FIXES
+                if torch_has_the_defect(fix.name)
+            ]
     path = str(tmp_path / 'roi_align.onnx')
     # mmdeploy's RoIAlign symbolic: it needs both fixes (without the
     # first, the dynamo exporter ignores mmdeploy's symbolics)
@@ -89,7 +96,7 @@ def test_the_fixes_apply_once():
 
 
 def test_cast_long_is_torchs_old_symbolic():
-    compat.define_cast_long()
+    define_cast_long()
     from torch.onnx.symbolic_opset9 import _cast_Long
     graph = torch._C.Graph()
     value = graph.addInput()
@@ -113,8 +120,8 @@ def test_an_explicit_exporter_choice_is_kept(monkeypatch):
         origin_func = staticmethod(lambda *a, **k: calls.append(k))
 
     monkeypatch.setattr(FUNCTION_REWRITER, 'get_context', lambda: Context)
-    compat._torchscript_export('model', dynamo=True)
-    compat._torchscript_export('model')
+    _torchscript_export('model', dynamo=True)
+    _torchscript_export('model')
     assert calls == [dict(dynamo=True), dict(dynamo=False)]
 
 
@@ -133,13 +140,12 @@ def torch_has_the_defect(fix: str) -> bool:
     ``torch.onnx.export`` defaults to the dynamo exporter (>= 2.9), or it
     lacks ``symbolic_opset9._cast_Long`` (> 2.8)."""
     if fix == 'onnx_torchscript_exporter':
-        dynamo = inspect.signature(torch.onnx.export).parameters.get('dynamo')
-        return dynamo is not None and dynamo.default is True
+        return onnx_export_defaults_to_dynamo()
     from torch.onnx import symbolic_opset9
 
     # this process may have applied the fix already
     cast_long = getattr(symbolic_opset9, '_cast_Long', None)
-    return cast_long is None or cast_long is compat._cast_long
+    return cast_long is None or cast_long is _cast_long
 
 
 @pytest.mark.parametrize('fix', STOCK_FAILURES)
@@ -149,7 +155,7 @@ def test_a_disabled_fix_keeps_the_stock_behaviour(fix, tmp_path):
         import sys
         sys.path.insert(0, {osp.dirname(__file__)!r})
         from mmdet_yolor import compat
-        from test_compat_deploy import _RoIs, mmdeploy_export
+        from test_onnx_fixes import _RoIs, mmdeploy_export
         print(compat.apply_deploy_fixes())
         mmdeploy_export(_RoIs(), {str(tmp_path / 'model.onnx')!r})
     ''',

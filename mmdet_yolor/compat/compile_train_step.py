@@ -1,0 +1,113 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""Fix ``compile``: ``compile=True`` trains where dynamo cannot compile
+mmengine's whole ``train_step`` (torch >= 2.6).
+
+mmengine 0.10.7's ``Runner`` compiles the whole ``train_step``, the optimizer
+step included, and on torch >= 2.6 dynamo dies inside ``torch/optim``
+(``InternalTorchDynamoError: 'UserDefinedDictVariable' object has no
+attribute 'items'``), for any model. Whether it does takes a compile to
+find, so at import the fix only wraps ``Runner._maybe_compile``; the first
+run with ``compile`` set compiles and runs the ``train_step`` of a one-layer
+model with the run's options. Only where that fails does the fix act: it
+lets the stock code compile the model's ``_run_forward`` instead (forward
+and loss, with the config's ``compile`` options) and uses the compiled one
+in ``mode='loss'`` only; the optimizer step, validation and testing run
+eagerly, as stock mmengine runs validation and testing.
+"""
+import functools
+import json
+from typing import Callable, Dict
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper
+from mmengine.runner import Runner
+
+from .registry import Fix, record_applied
+
+DEFECT = ("dynamo cannot compile mmengine's whole train_step (it fails in "
+          'the optimizer step), so compile=True runs do not train')
+
+
+def runner_compiles_whole_train_step() -> bool:
+    """Whether mmengine's ``Runner.train`` compiles ``train_step`` whole."""
+    code = Runner.train.__code__
+    return '_maybe_compile' in code.co_names and 'train_step' in code.co_consts
+
+
+class _OneLayer(BaseModel):
+    """The smallest mmengine model with a loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 1)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        return dict(loss=self.linear(inputs).pow(2).mean())
+
+
+_verdicts: Dict[str, bool] = {}
+
+
+def whole_train_step_compile_fails(compile_options: dict) -> bool:
+    """Whether compiling and running a one-layer model's ``train_step``
+    with ``compile_options`` fails (cached per options)."""
+    key = json.dumps(compile_options, sort_keys=True, default=str)
+    if key not in _verdicts:
+        model = _OneLayer()
+        optim_wrapper = OptimWrapper(
+            torch.optim.SGD(model.parameters(), lr=0.1))
+        train_step = torch.compile(model.train_step, **compile_options)
+        try:
+            train_step(dict(inputs=torch.ones(2, 2)), optim_wrapper)
+            _verdicts[key] = False
+        except Exception:  # any failure to compile it
+            _verdicts[key] = True
+    return _verdicts[key]
+
+
+def _compile_options(runner) -> dict:
+    options = runner.cfg.get('compile', None)
+    return dict(options) if isinstance(options, dict) else {}
+
+
+def compile_forward_and_loss() -> None:
+    """Wrap ``Runner._maybe_compile``: where a whole ``train_step`` does not
+    compile, compile the model's forward and loss instead."""
+    stock = Runner._maybe_compile
+
+    @functools.wraps(stock)
+    def _maybe_compile(self, target: str) -> None:
+        # a model without mmengine's ``_run_forward`` (not a BaseModel), or
+        # a run without ``compile``: as stock mmengine
+        if (target != 'train_step' or not self.cfg.get('compile', None)
+                or not hasattr(self.model, '_run_forward')
+                or not whole_train_step_compile_fails(_compile_options(self))):
+            return stock(self, target)
+        record_applied(FIX.name, DEFECT)
+        self.logger.info(f'mmdet_yolor applied stack fix {FIX.name}: '
+                         f'{DEFECT}; compiling forward and loss instead')
+        eager = self.model._run_forward
+        # the stock code, options and log message, on another target
+        stock(self, '_run_forward')
+        compiled = self.model.__dict__.pop('_run_forward', eager)
+        if compiled is not eager:
+            self.model._run_forward = functools.partial(
+                _run_loss_compiled, eager, compiled)
+
+    Runner._maybe_compile = _maybe_compile
+
+
+def _run_loss_compiled(eager: Callable, compiled: Callable, data, mode: str):
+    """``_run_forward`` with the compiled function for the loss, the eager
+    one for predictions (validation in a training run)."""
+    return (compiled if mode == 'loss' else eager)(data, mode)
+
+
+FIX = Fix(
+    name='compile',
+    defect=DEFECT,
+    probe=runner_compiles_whole_train_step,
+    apply=compile_forward_and_loss,
+    private_attributes=('mmengine.runner.Runner._maybe_compile', ),
+    confirmed_at_first_use=True)
