@@ -16,7 +16,6 @@ from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 
 from .compat.resume import load_from_local
-from .datasets import ShapesDataset
 from .errors import CheckpointError, InputError
 from .models.layers.implicit import is_implicit_parameter
 
@@ -75,8 +74,9 @@ def _datasets(dataset_cfg: dict) -> Iterator[dict]:
 
 def annotation_files(cfg: Config, loaders: List[str]) -> List[str]:
     """The COCO-style JSON annotation files the datasets of ``loaders`` (e.g.
-    ``['train_dataloader', 'val_dataloader']``) read. Data that
-    ``ShapesDataset`` generates on first use is not listed while absent."""
+    ``['train_dataloader', 'val_dataloader']``) read. The file of a
+    dataset class that generates its data on first use (one with
+    ``GENERATES_ANNOTATIONS = True``) is not listed while absent."""
     files = []
     for loader in loaders:
         if not cfg.get(loader):
@@ -87,9 +87,7 @@ def annotation_files(cfg: Config, loaders: List[str]) -> List[str]:
                 continue
             path = osp.join(dataset.get('data_root') or '', ann_file)
             dataset_type = DATASETS.get(dataset.get('type', ''))
-            generated = (
-                dataset_type is not None
-                and issubclass(dataset_type, ShapesDataset))
+            generated = getattr(dataset_type, 'GENERATES_ANNOTATIONS', False)
             if generated and not osp.exists(path):
                 continue
             if path not in files:

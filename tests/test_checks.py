@@ -12,8 +12,7 @@ from mmdet_yolor import yolorize
 from mmdet_yolor.checks import (annotation_files, check_annotation_file,
                                 check_checkpoint_fits, check_inputs,
                                 find_resumable_checkpoint)
-from mmdet_yolor.errors import CheckpointError
-from mmdet_yolor.errors import InputError
+from mmdet_yolor.errors import CheckpointError, InputError
 
 from yolor_testing import tiny_fcos_config
 

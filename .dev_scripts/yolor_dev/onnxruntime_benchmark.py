@@ -24,11 +24,11 @@ from mmengine.runner import load_checkpoint
 from mmdet_yolor.deploy.onnx_export import (deploy_config, deploy_model_config,
                                             export_graph, fold_for_export,
                                             graph_op_counts, initialised_model)
-from mmdet_yolor.deploy.verify import generated_images
 from mmdet_yolor.toggle import yolorize
 
 from .benchmark import (BenchmarkSettings, interleaved_median_ms,
                         variant_configs)
+from .shapes_images import generated_images
 
 BASELINE, PAPER_FOLDED, FOLDABLE_FOLDED = ('baseline', 'YOLOR folded',
                                            'foldable folded')

@@ -20,15 +20,18 @@ required.
 """
 import copy
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import mmcv
 import numpy as np
 import torch
+from mmdet.registry import DATASETS
 from mmdet.structures.bbox import bbox_overlaps
+from mmengine.config import Config
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ..datasets.shapes import render_image
+from ..errors import InputError
 from .onnx_export import BACKEND, ExportResult, final_test_cfg
 from .sparse_rcnn_onnx import mmdet_outputs
 
@@ -37,25 +40,36 @@ MAX_SCORE_DIFF = 1e-3
 MAX_MASK_PROB_DIFF = 1e-3
 MIN_MASK_IOU = 0.99
 EMPTY_BOX_TOL = 0.01
-# generated verification images: sizes and seed (different sizes exercise
-# the dynamic input shape of the graph)
-GENERATED_SIZES = (160, 224, 288)
 
 
-def generated_images(sizes: Sequence[int] = GENERATED_SIZES,
-                     seed: int = 0) -> List[np.ndarray]:
-    """Images of the embedded shapes data set, one per size.
+def dataset_images(cfg: Config,
+                   count: int = 3) -> List[Tuple[str, np.ndarray]]:
+    """The first ``count`` images of the test dataset of ``cfg``: what an
+    export is checked on unless the user names images.
 
     Returns:
-        list[np.ndarray]: (S, S, 3) uint8 images in BGR order (as
-        ``cv2.imread`` and mmcv's loading transforms give them).
+        list[tuple]: ``(path, image)``, the image (H, W, 3) uint8 BGR as
+        ``mmcv.imread`` reads it.
+
+    Raises:
+        InputError: If the dataset cannot be read or has no images.
     """
-    images = []
-    for index, size in enumerate(sizes):
-        rng = np.random.default_rng([seed, index])
-        image = render_image(rng, image_size=size)[0]
-        images.append(np.ascontiguousarray(image[..., ::-1]))
-    return images
+    dataset_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
+    dataset_cfg.pipeline = []
+    try:
+        dataset = DATASETS.build(dataset_cfg)
+    except (FileNotFoundError, OSError) as error:
+        raise InputError(
+            f'cannot read the test dataset of {cfg.filename} to check the '
+            f'export on ({error}); name the images with --img') from None
+    paths = [
+        dataset.get_data_info(index)['img_path']
+        for index in range(min(count, len(dataset)))
+    ]
+    if not paths:
+        raise InputError(f'the test dataset of {cfg.filename} has no '
+                         f'images; name the images with --img')
+    return [(path, mmcv.imread(path)) for path in paths]
 
 
 @dataclass

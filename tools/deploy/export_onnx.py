@@ -13,11 +13,11 @@ import sys
 import mmcv
 from mmdet.utils import register_all_modules
 
-from mmdet_yolor import launch
+from mmdet_yolor import runs
 from mmdet_yolor.deploy.onnx_export import (export_checkpoint, graph_op_counts,
                                             kept_implicit_ops)
-from mmdet_yolor.deploy.verify import (GENERATED_SIZES, OpComparison,
-                                       ParityChecker, generated_images)
+from mmdet_yolor.deploy.verify import (OpComparison, ParityChecker,
+                                       dataset_images)
 from mmdet_yolor.toggle import unyolorize
 
 
@@ -34,31 +34,28 @@ def parse_args():
     parser.add_argument(
         '--img',
         nargs='+',
-        help='images to check the export on (default: generated ones of '
-        f'{", ".join(map(str, GENERATED_SIZES))} px)')
+        help='images to check the export on (default: the first three of '
+        "the config's test dataset)")
     parser.add_argument(
         '--compare-baseline',
         action='store_true',
         help="also export the baseline config's model and compare the op "
         'counts of the two graphs')
-    launch.add_yolor_argument(
+    runs.add_yolor_argument(
         parser,
         help='apply yolorize to a baseline config first, as the checkpoint '
         'was trained with tools/train.py --yolor')
-    launch.add_cfg_options_argument(parser)
+    runs.add_cfg_options_argument(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
     register_all_modules()
-    with launch.exit_on_input_error():
-        cfg = launch.load_config(args.config, args.cfg_options, args.yolor)
-        images = [(path, mmcv.imread(path)) for path in args.img or []]
-        images = images or [
-            (f'generated {image.shape[1]}x{image.shape[0]}', image)
-            for image in generated_images()
-        ]
+    with runs.exit_on_input_error():
+        cfg = runs.load_config(args.config, args.cfg_options, args.yolor)
+        images = [(path, mmcv.imread(path))
+                  for path in args.img] if args.img else dataset_images(cfg)
         export = export_checkpoint(cfg, args.checkpoint, args.work_dir,
                                    images[0][1], not args.no_fold)
     report = export.prepared.report
