@@ -14,13 +14,12 @@ import copy
 from typing import List, Optional
 
 from mmdet.models.roi_heads import BaseRoIHead
-from mmdet.models.seg_heads.panoptic_fusion_heads import BasePanopticFusionHead
 from mmengine.config import Config, ConfigDict
 
 from .config_edits import nested_dicts
 from .errors import InputError
 from .models import YOLORBackbone, YOLORHead, YOLORNeck
-from .models.heads.prediction_layers import table_entry
+from .models.heads.prediction_layers import why_predicts_nothing
 from .models.layers.implicit import IMPLICIT_MODULE_PREFIX
 from .models.necks.fpn_folding import find_output_convs
 from .models.wrapping import merged_config, resolve_type
@@ -33,8 +32,9 @@ YOLOR_WRAPPERS = {
 YOLOR_TYPES = tuple(YOLOR_WRAPPERS)
 
 # The YOLOR variants the tools offer (``--yolor [all|fa|pr|foldable]``), as
-# keyword arguments of :func:`yolorize`: ``foldable`` is both parts in the
-# placement that folds away completely at inference.
+# keyword arguments of :func:`yolorize`: ``all`` both parts, ``fa`` feature
+# alignment only, ``pr`` prediction refinement only, ``foldable`` both parts
+# in the placement that folds away completely at inference.
 YOLOR_PARTS = {
     'all': dict(),
     'fa': dict(prediction_refinement=False),
@@ -233,18 +233,9 @@ def _wrap_head(head: dict, wrapper: dict, path: str, source: str) -> dict:
     if issubclass(head_type, BaseRoIHead):
         _wrap_heads(head, wrapper, path, source)
         return head
-    if predicts_nothing(head_type):
+    if why_predicts_nothing(head_type) is not None:
         return head
     return ConfigDict(copy.deepcopy(wrapper), head=head)
-
-
-def predicts_nothing(head_type: type) -> bool:
-    """Heads without prediction layers: those whose ``PREDICTION_LAYERS``
-    entry is empty (``EmbeddingRPNHead``) and the parameter-free panoptic
-    fusion heads."""
-    entry = table_entry(head_type)
-    return (entry is not None and not entry.names) or issubclass(
-        head_type, BasePanopticFusionHead)
 
 
 def is_yolorized(cfg: Config) -> bool:

@@ -6,7 +6,8 @@ from typing import Dict, List, Sequence
 from torch import nn
 
 from ...models import implicit_layers, refined_layers
-from ...models.heads.prediction_layers import table_entry
+from ...models.heads.prediction_layers import why_predicts_nothing
+from ...models.layers.folding import PREDICTION_LAYER_TYPES
 
 # Methods by which mmdet's heads compute their losses: a ``*_head`` module
 # without one (ResNet's last stage as an RoI ``shared_head``, SCNet's
@@ -37,7 +38,7 @@ def head_families(model: nn.Module) -> List[str]:
     implicit = tuple(f'{name}.' for name in implicit_layers(model))
     layers = [
         name for name, module in model.named_modules()
-        if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear))
+        if isinstance(module, PREDICTION_LAYER_TYPES)
         and not name.startswith(implicit) and any(
             param.requires_grad for param in module.parameters())
     ]
@@ -55,15 +56,17 @@ def head_families(model: nn.Module) -> List[str]:
 
 
 def heads_predicting_nothing(model: nn.Module) -> Dict[str, str]:
-    """The ``*_head`` modules of ``model`` that the plugin's table of
-    prediction layers declares to predict nothing of their own (an empty
+    """The ``*_head`` modules of ``model`` that predict nothing of their own
+    (:func:`~mmdet_yolor.models.heads.prediction_layers.why_predicts_nothing`:
+    an empty
     entry), with the table's reason: the sweep reports them instead of
     counting them as head families."""
     found = {}
     for name, module in model.named_modules():
-        entry = table_entry(type(module)) if _is_head_path(name) else None
-        if entry is not None and not entry.names:
-            found[name] = entry.why
+        why = why_predicts_nothing(
+            type(module)) if _is_head_path(name) else None
+        if why is not None:
+            found[name] = why
     return found
 
 

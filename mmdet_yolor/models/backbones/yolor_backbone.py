@@ -13,10 +13,9 @@ from mmdet.registry import MODELS
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from ..necks.alignment import (FeatureAlignmentMixin, attach_alignment,
-                               wrapped_options)
+from ..necks.alignment import FeatureAlignmentMixin, attach_alignment
 from ..necks.probe import output_level_channels
-from ..wrapping import YOLORWrapper, build_with_mixin
+from ..wrapping import YOLORWrapper, build_with_mixin, merged_config
 
 # Side of the probe image, in pixels: a multiple of the largest total stride
 # of mmdet's backbones (HourglassNet: 128).
@@ -70,9 +69,9 @@ class YOLORBackbone(FeatureAlignmentMixin, YOLORWrapper):
                 alignment_levels: Optional[int] = None,
                 alignment_channels: Union[int, List[int], None] = None,
                 **backbone_options) -> nn.Module:
-        backbone = wrapped_options('YOLORBackbone', backbone, backbone_options)
-        module = build_with_mixin(backbone, cls, 'YOLORBackbone')
-        channels = output_level_channels('YOLORBackbone', module,
+        backbone = merged_config(backbone, backbone_options, cls.__name__)
+        module = build_with_mixin(backbone, cls, cls.__name__)
+        channels = output_level_channels(cls.__name__, module,
                                          [backbone_probe_input(module)],
                                          alignment_levels, alignment_channels)
         attach_alignment(module, channels, operator, dict(implicit_cfg or {}))

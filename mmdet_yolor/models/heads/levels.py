@@ -93,6 +93,11 @@ def ordinal(number: int) -> str:
     return f'{number}{suffix}'
 
 
+# What each level-mismatch error suggests.
+SHARE_HINT = ('Build the head with share_across_levels=True to use one '
+              'implicit pair for every call.')
+
+
 class LevelCursor:
     """The pyramid level a level owner is predicting (see module docstring).
 
@@ -139,10 +144,8 @@ class LevelCursor:
             raise RuntimeError(
                 f'{self.head_type} has implicits for {self.num_levels} '
                 f'pyramid levels on {self._layers()} but started a '
-                f'{ordinal(self.num_levels + 1)} level in one forward. Build '
-                f'the '
-                f'head with share_across_levels=True to use one implicit '
-                f'pair for every call.')
+                f'{ordinal(self.num_levels + 1)} level in one forward. '
+                f'{SHARE_HINT}')
         self.levels_started += 1
 
     @eager_at_top_level
@@ -154,24 +157,21 @@ class LevelCursor:
                 f'{site} has implicits for {self.num_levels} pyramid levels '
                 f'and takes its level from a forward of {self.head_type}, '
                 f'but was called outside one. Call the head (head(feats)), '
-                f'or build it with share_across_levels=True to use one '
-                f'implicit pair for every call.')
+                f'or: {SHARE_HINT}')
         if self.per_level_entry:
             level = self.levels_started - 1
             if level < 0:
                 raise RuntimeError(
                     f'{site} ran before the first forward_single of '
-                    f'{self.head_type}, which starts its levels; build the '
-                    f'head with share_across_levels=True.')
+                    f'{self.head_type}, which starts its levels. '
+                    f'{SHARE_HINT}')
             return level
         level = self.calls[slot]
         if level == self.num_levels:
             raise RuntimeError(
                 f'{site} has implicits for {self.num_levels} pyramid levels '
                 f'but was called a {ordinal(level + 1)} time in one forward '
-                f'of {self.head_type}. Build the head with '
-                f'share_across_levels=True to use one implicit pair for '
-                f'every call.')
+                f'of {self.head_type}. {SHARE_HINT}')
         self.calls[slot] = level + 1
         return level
 
@@ -195,9 +195,7 @@ class LevelCursor:
             raise RuntimeError(
                 f'{self.head_type} has implicits for {self.num_levels} '
                 f'pyramid levels, but in this forward {what}, so its '
-                f'levels and implicits do not match. Build the head with '
-                f'share_across_levels=True to use one implicit pair for '
-                f'every call.')
+                f'levels and implicits do not match. {SHARE_HINT}')
 
     def _layers(self) -> str:
         """The layers' paths below the head (``stages.1.rpn_cls``)."""

@@ -32,9 +32,11 @@ from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.layers.transformer import MLP
 from mmdet.models.roi_heads.mask_heads import FeatureRelayHead
 from mmdet.models.roi_heads.shared_heads import ResLayer
+from mmdet.models.seg_heads.panoptic_fusion_heads import BasePanopticFusionHead
 from mmengine.logging import print_log
 from torch import nn
 
+from ..class_tables import lookup_by_class
 from ..layers.folding import PREDICTION_LAYER_TYPES, layer_channels
 from ..wrapping import wrapped_type
 
@@ -199,9 +201,20 @@ def search_prediction_layers(head: nn.Module) -> List[str]:
 def table_entry(head_type: type) -> Optional[PredictionLayers]:
     """The :data:`PREDICTION_LAYERS` entry of ``head_type`` or of its
     nearest listed base class."""
-    return next((PREDICTION_LAYERS[cls]
-                 for cls in head_type.__mro__ if cls in PREDICTION_LAYERS),
-                None)
+    return lookup_by_class(PREDICTION_LAYERS, head_type)
+
+
+def why_predicts_nothing(head_type: type) -> Optional[str]:
+    """Why heads of ``head_type`` have no prediction layers of their own,
+    or None if they have: the reason of an empty :data:`PREDICTION_LAYERS`
+    entry (``EmbeddingRPNHead``), or that it is a parameter-free panoptic
+    fusion head."""
+    entry = table_entry(head_type)
+    if entry is not None and not entry.names:
+        return entry.why
+    if issubclass(head_type, BasePanopticFusionHead):
+        return 'a panoptic fusion head: it has no parameters'
+    return None
 
 
 def _resolve(head: nn.Module, name: str,

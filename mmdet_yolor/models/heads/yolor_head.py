@@ -90,10 +90,10 @@ class YOLORHead(YOLORWrapper):
                 input_implicit: str = 'all',
                 **head_options) -> nn.Module:
         if input_implicit not in INPUT_IMPLICIT_MODES:
-            raise ValueError(f'YOLORHead: input_implicit must be one of '
+            raise ValueError(f'{cls.__name__}: input_implicit must be one of '
                              f'{INPUT_IMPLICIT_MODES}, got {input_implicit!r}')
         module = build_with_mixin(
-            merged_config(head, head_options, 'YOLORHead'), cls, 'YOLORHead')
+            merged_config(head, head_options, cls.__name__), cls, cls.__name__)
         head_type = wrapped_type(module).__name__
         sites = find_prediction_layers(module)
         if not sites:

@@ -5,29 +5,20 @@
 :class:`FeatureAlignmentMixin` adds one implicit layer to each output level
 of the module it is mixed into (:func:`attach_alignment`);
 :class:`OutputConvAlignmentMixin` puts one on a conv producing a level
-(``placement='output_convs'``). :func:`wrapped_options` gives both wrappers
-the wrapped module's config with their other keys merged into it.
+(``placement='output_convs'``, :func:`attach_output_conv_alignment`).
 """
-from typing import List, Union
+from typing import List
 
 from torch import Tensor, nn
 
-from ...errors import InputError
 from ..foldable import ALIGNMENT, FoldableMixin, FoldSite, ImplicitSite
 from ..layers import BaseImplicit, build_implicit, reset_implicits
-from ..wrapping import (forward_owner, merged_config, resolve_type,
-                        takes_argument, unmix, wrapped_type)
+from ..wrapping import forward_owner, mix_into, unmix, wrapped_type
 from .fpn_folding import FOLDED_HOW, LEVEL_PRODUCERS, fold_into_output_conv
 
 # The attribute holding feature-alignment implicits, on the aligned module
 # (one per output level) or on an output conv (one).
 ALIGNMENT_ATTRIBUTE = 'implicit_alignment'
-# Options the wrappers took before they passed every other key to the module
-# they wrap (as mmdet users set model.neck.out_channels), and their new names.
-RENAMED_OPTIONS = {
-    'num_outs': 'alignment_levels',
-    'out_channels': 'alignment_channels'
-}
 
 
 class FeatureAlignmentMixin(FoldableMixin):
@@ -103,26 +94,39 @@ class OutputConvAlignmentMixin(FoldableMixin):
     """Mixed into a conv producing an output level of a neck
     (``placement='output_convs'``): ``y -> implicit_alignment(y)``."""
 
+    @property
+    def _alignment(self) -> BaseImplicit:
+        return self._modules[ALIGNMENT_ATTRIBUTE]
+
     def forward(self, *args, **kwargs):
-        return self.implicit_alignment(
+        return self._alignment(
             self.yolor_wrapped_forward(self, *args, **kwargs))
 
     def implicit_sites(self) -> List[ImplicitSite]:
         return [
-            ImplicitSite(ALIGNMENT_ATTRIBUTE, self.implicit_alignment,
-                         ALIGNMENT, '', None)
+            ImplicitSite(ALIGNMENT_ATTRIBUTE, self._alignment, ALIGNMENT, '',
+                         None)
         ]
 
     def fold_implicit(self) -> List[FoldSite]:
-        if self.implicit_alignment.folded:
+        if self._alignment.folded:
             return []
-        why = fold_into_output_conv(self, self.implicit_alignment)
+        why = fold_into_output_conv(self, self._alignment)
         return [FoldSite(ALIGNMENT_ATTRIBUTE, not why, why or FOLDED_HOW)]
 
     def strip_folded_implicit(self) -> None:
-        if self.implicit_alignment.folded:
-            del self.implicit_alignment
+        if self._alignment.folded:
+            delattr(self, ALIGNMENT_ATTRIBUTE)
             unmix(self)
+
+
+def attach_output_conv_alignment(conv: nn.Module, operator: str,
+                                 implicit_cfg: dict) -> None:
+    """Align the output of ``conv`` (an output conv of a neck) with one
+    implicit of its output channels."""
+    setattr(conv, ALIGNMENT_ATTRIBUTE,
+            build_implicit(operator, conv.out_channels, dim=1, **implicit_cfg))
+    mix_into(conv, OutputConvAlignmentMixin)
 
 
 def attach_alignment(module: nn.Module, channels: List[int], operator: str,
@@ -138,29 +142,9 @@ def attach_alignment(module: nn.Module, channels: List[int], operator: str,
                          f'equal the output channels {channels} for '
                          f'operator {operator!r} (only concat sets its '
                          f'own channel count)')
-    module.implicit_alignment = nn.ModuleList(
-        build_implicit(
-            operator, concat_channels or level, dim=1, **implicit_cfg)
-        for level in channels)
-
-
-def wrapped_options(wrapper: str, wrapped: Union[dict, list],
-                    options: dict) -> Union[dict, list]:
-    """The config of the module a wrapper wraps with the wrapper's other
-    keys merged into it (:func:`merged_config`).
-
-    Raises:
-        InputError: For ``num_outs``/``out_channels`` that the wrapped
-            module does not take: options of the wrapper once, renamed to
-            ``alignment_levels``/``alignment_channels``.
-    """
-    modules = wrapped if isinstance(wrapped, (list, tuple)) else [wrapped]
-    for old, new in RENAMED_OPTIONS.items():
-        if old in options and (len(modules) > 1 or not takes_argument(
-                resolve_type(modules[0], wrapper), old)):
-            raise InputError(
-                f'{wrapper}: {old}={options[old]!r} goes to the module it '
-                f'wraps, and {" + ".join(str(m["type"]) for m in modules)} '
-                f'takes no {old}. To set the number or channels of the '
-                f'aligned levels, use {wrapper}({new}=...).')
-    return merged_config(wrapped, options, wrapper)
+    setattr(
+        module, ALIGNMENT_ATTRIBUTE,
+        nn.ModuleList(
+            build_implicit(
+                operator, concat_channels or level, dim=1, **implicit_cfg)
+            for level in channels))

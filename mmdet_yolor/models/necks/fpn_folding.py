@@ -13,6 +13,7 @@ from mmcv.cnn import ConvModule
 from mmdet.models.necks import FPN
 from torch import nn
 
+from ..class_tables import lookup_by_class
 from ..layers import BaseImplicit, ImplicitA, ImplicitM
 from ..layers.folding import (fold_add_into_producer,
                               fold_multiply_into_producer, is_plain)
@@ -29,9 +30,7 @@ NECK_OUTPUT_CONVS: Dict[type, str] = {
 def find_output_convs(neck_type: type) -> Optional[str]:
     """Return the :data:`NECK_OUTPUT_CONVS` entry of ``neck_type`` or of its
     nearest listed base class."""
-    return next((NECK_OUTPUT_CONVS[cls]
-                 for cls in neck_type.__mro__ if cls in NECK_OUTPUT_CONVS),
-                None)
+    return lookup_by_class(NECK_OUTPUT_CONVS, neck_type)
 
 
 def fold_into_output_conv(conv: nn.Module, implicit: BaseImplicit) -> str:

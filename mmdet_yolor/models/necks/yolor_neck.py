@@ -13,11 +13,10 @@ from mmdet.registry import MODELS
 from mmengine.model import Sequential
 from torch import nn
 
-from ..layers import build_implicit
-from ..wrapping import YOLORWrapper, build_with_mixin, mix_into, resolve_type
+from ..wrapping import (YOLORWrapper, build_with_mixin, merged_config,
+                        mix_into, resolve_type)
 from .alignment import (ALIGNMENT_ATTRIBUTE, FeatureAlignmentMixin,
-                        OutputConvAlignmentMixin, attach_alignment,
-                        wrapped_options)
+                        attach_alignment, attach_output_conv_alignment)
 from .fpn_folding import NECK_OUTPUT_CONVS, find_output_convs
 from .probe import neck_probe_inputs, output_level_channels
 
@@ -98,9 +97,9 @@ class YOLORNeck(FeatureAlignmentMixin, YOLORWrapper):
                 alignment_channels: Union[int, List[int], None] = None,
                 **neck_options) -> nn.Module:
         if placement not in PLACEMENTS:
-            raise ValueError(f'YOLORNeck: placement must be one of '
+            raise ValueError(f'{cls.__name__}: placement must be one of '
                              f'{PLACEMENTS}, got {placement!r}')
-        neck = wrapped_options('YOLORNeck', neck, neck_options)
+        neck = merged_config(neck, neck_options, cls.__name__)
         implicit_cfg = dict(implicit_cfg or {})
         if placement == 'output_convs':
             return _build_output_conv_alignment(neck, operator, implicit_cfg)
@@ -108,8 +107,8 @@ class YOLORNeck(FeatureAlignmentMixin, YOLORWrapper):
             module = mix_into(
                 NeckSequence(*(MODELS.build(cfg) for cfg in neck)), cls)
         else:
-            module = build_with_mixin(neck, cls, 'YOLORNeck')
-        channels = output_level_channels('YOLORNeck', module,
+            module = build_with_mixin(neck, cls, cls.__name__)
+        channels = output_level_channels(cls.__name__, module,
                                          neck_probe_inputs(neck),
                                          alignment_levels, alignment_channels)
         attach_alignment(module, channels, operator, implicit_cfg)
@@ -118,7 +117,7 @@ class YOLORNeck(FeatureAlignmentMixin, YOLORWrapper):
 
 def _build_output_conv_alignment(neck: dict, operator: str,
                                  implicit_cfg: dict) -> nn.Module:
-    where = "YOLORNeck(placement='output_convs')"
+    where = f"{YOLORNeck.__name__}(placement='output_convs')"
     if operator == 'concat':
         raise ValueError(f"{where} cannot concat: the neck's own convs "
                          f'consume the aligned outputs; use add or multiply')
@@ -130,7 +129,7 @@ def _build_output_conv_alignment(neck: dict, operator: str,
     if isinstance(neck, (list, tuple)):
         raise ValueError(f'{where} wraps one neck, got a list of '
                          f"{len(neck)}; use placement='outputs'")
-    convs_name = find_output_convs(resolve_type(neck, 'YOLORNeck'))
+    convs_name = find_output_convs(resolve_type(neck, YOLORNeck.__name__))
     if convs_name is None:
         raise TypeError(
             f'{where} does not know the output convs of {neck["type"]}; '
@@ -139,9 +138,7 @@ def _build_output_conv_alignment(neck: dict, operator: str,
             f'their subclasses (add an entry to NECK_OUTPUT_CONVS in '
             f"{find_output_convs.__module__.replace('.', '/')}.py) or use "
             f"placement='outputs'.")
-    module = build_with_mixin(neck, YOLORNeck, 'YOLORNeck')
+    module = build_with_mixin(neck, YOLORNeck, YOLORNeck.__name__)
     for conv in getattr(module, convs_name):
-        conv.implicit_alignment = build_implicit(
-            operator, conv.out_channels, dim=1, **implicit_cfg)
-        mix_into(conv, OutputConvAlignmentMixin)
+        attach_output_conv_alignment(conv, operator, implicit_cfg)
     return module

@@ -255,9 +255,8 @@ def test_a_layer_called_outside_a_forward_of_its_owner_is_an_error(
     slot = cursor.add_layer('FCOSHead.conv_cls')
     message = (r'^FCOSHead\.conv_cls has implicits for 5 pyramid levels and '
                r'takes its level from a forward of FCOSHead, but was called '
-               r'outside one\. Call the head \(head\(feats\)\), or build it '
-               r'with share_across_levels=True to use one implicit pair for '
-               r'every call\.$')
+               r'outside one\. Call the head \(head\(feats\)\), or: ' + SHARE +
+               '$')
     with pytest.raises(RuntimeError, match=message):
         cursor.level_of(slot)
     # nor after a forward ended
@@ -274,8 +273,7 @@ def test_a_layer_called_before_the_first_forward_single_is_an_error():
     with pytest.raises(
             RuntimeError,
             match=r'^FCOSHead\.conv_cls ran before the first forward_single '
-            r'of FCOSHead, which starts its levels; build the head with '
-            r'share_across_levels=True\.$'):
+            r'of FCOSHead, which starts its levels\. ' + SHARE + '$'):
         cursor.level_of(slot)
 
 
