@@ -10,7 +10,7 @@ import argparse
 
 from mmdet.utils import register_all_modules
 
-from mmdet_yolor import launch
+from mmdet_yolor import runs
 from yolor_dev.benchmark import (BenchmarkSettings, dump_json, format_table,
                                  run_benchmark)
 
@@ -22,7 +22,7 @@ def parse_args():
         'config',
         help='a baseline config (YOLOR is applied with --yolor) or '
         'a YOLOR config (the baseline is its plain form)')
-    launch.add_yolor_argument(
+    runs.add_yolor_argument(
         parser,
         default=defaults.yolor,
         help='YOLOR variant of a baseline config (default: %(default)s)')
@@ -44,15 +44,15 @@ def parse_args():
         help='also time each model under torch.compile with this backend '
         '(default when given: inductor)')
     parser.add_argument('--json', help='also write the results to this file')
-    launch.add_cfg_options_argument(parser)
+    runs.add_cfg_options_argument(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
     register_all_modules()
-    with launch.exit_on_input_error():
-        cfg = launch.load_config(args.config, args.cfg_options)
+    with runs.exit_on_input_error():
+        cfg = runs.load_config(args.config, args.cfg_options)
     settings = BenchmarkSettings(
         image_size=args.image_size,
         batch_size=args.batch_size,

@@ -7,7 +7,7 @@ import argparse
 
 from mmdet.utils import register_all_modules
 
-from mmdet_yolor import launch
+from mmdet_yolor import runs
 from yolor_dev.benchmark import dump_json
 from yolor_dev.onnxruntime_benchmark import (OnnxRuntimeSettings, format_table,
                                              run_onnxruntime_benchmark)
@@ -44,15 +44,15 @@ def parse_args():
     parser.add_argument(
         '--work-dir', help='keep the exports here (default: a temporary dir)')
     parser.add_argument('--json', help='also write the results to this file')
-    launch.add_cfg_options_argument(parser)
+    runs.add_cfg_options_argument(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
     register_all_modules()
-    with launch.exit_on_input_error():
-        cfg = launch.load_config(args.config, args.cfg_options)
+    with runs.exit_on_input_error():
+        cfg = runs.load_config(args.config, args.cfg_options)
         settings = OnnxRuntimeSettings(
             image_size=args.image_size,
             warmup=args.warmup,

@@ -11,7 +11,7 @@ import time
 
 from mmdet.utils import register_all_modules
 
-from mmdet_yolor import launch
+from mmdet_yolor import runs
 from mmdet_yolor.analysis.config_check import SweepSettings
 from mmdet_yolor.analysis.config_check.settings import add_settings_arguments
 from yolor_dev.zoo_sweep import (format_markdown, format_table, list_configs,
@@ -65,7 +65,7 @@ def main():
         batch_size=args.batch_size,
         steps=args.steps,
         timeout=args.timeout)
-    with launch.exit_on_input_error():
+    with runs.exit_on_input_error():
         specs = list_configs(args.folders, args.all)
     os.makedirs(osp.dirname(osp.abspath(args.rows)), exist_ok=True)
     start = time.perf_counter()

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from . import launch
+from . import runs
 from .analysis.compare import compare, dump_json, format_report
 from .analysis.forest_plot import plot_forest
 from .analysis.plot import (format_implicit_summary, load_implicit_stats,
@@ -176,7 +176,7 @@ def _finished(work_dir: str, config: str, cfg: Config) -> bool:
     with tempfile.TemporaryDirectory() as plan_dir:
         plan = osp.join(plan_dir, osp.basename(config))
         cfg.dump(plan)
-        text = launch.prepare_train_config(plan, work_dir=work_dir).pretty_text
+        text = runs.prepare_train_config(plan, work_dir=work_dir).pretty_text
     with open(config, encoding='utf-8') as f:
         return f.read() == text
 

@@ -7,7 +7,7 @@ trainings of an earlier run with the same settings are kept. `make demo`
 runs it."""
 import argparse
 
-from mmdet_yolor import launch
+from mmdet_yolor import runs
 from mmdet_yolor.demo import (DEFAULT_DETECTORS, DEMO_CONFIGS, DemoSettings,
                               run_demo)
 
@@ -39,7 +39,7 @@ def parse_args():
         default=defaults.jobs,
         help='trainings at the same time, sharing the CPU cores '
         '(default: %(default)s)')
-    launch.add_yolor_argument(
+    runs.add_yolor_argument(
         parser,
         default=defaults.yolor,
         help='YOLOR variant compared with the baseline; "foldable" is the '
@@ -52,7 +52,7 @@ def parse_args():
         '--data-root', help='generated data (default: data/shapes/)')
     parser.add_argument('--num-train', type=int, help='training images')
     parser.add_argument('--num-val', type=int, help='validation images')
-    launch.add_cfg_options_argument(parser)
+    runs.add_cfg_options_argument(parser)
     return parser.parse_args()
 
 
@@ -73,7 +73,7 @@ def main():
         data_root=args.data_root,
         generator=generator,
         cfg_options=args.cfg_options)
-    with launch.exit_on_input_error():
+    with runs.exit_on_input_error():
         print(run_demo(settings))
 
 

@@ -3,7 +3,7 @@
 ``--yolor`` to apply YOLOR to any mmdet config."""
 import argparse
 
-from mmdet_yolor import launch
+from mmdet_yolor import runs
 
 
 def parse_args():
@@ -27,23 +27,23 @@ def parse_args():
         'to the work_dir/timestamp/show_dir')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
-    launch.add_yolor_argument(
+    runs.add_yolor_argument(
         parser,
         help='rewrite the config to its YOLOR form ("all", "fa", "pr" or '
         '"foldable"), as in tools/train.py')
-    launch.add_cfg_options_argument(parser)
-    launch.add_launcher_arguments(parser)
+    runs.add_cfg_options_argument(parser)
+    runs.add_launcher_arguments(parser)
     parser.add_argument(
         '--tta', action='store_true', help='test-time augmentation')
     args = parser.parse_args()
-    launch.set_local_rank(args)
+    runs.set_local_rank(args)
     return args
 
 
 def main():
     args = parse_args()
-    with launch.exit_on_input_error():
-        cfg = launch.prepare_test_config(
+    with runs.exit_on_input_error():
+        cfg = runs.prepare_test_config(
             args.config,
             args.checkpoint,
             work_dir=args.work_dir,
@@ -54,7 +54,7 @@ def main():
             cfg_options=args.cfg_options,
             launcher=args.launcher,
             yolor=args.yolor)
-        launch.test(cfg, out=args.out)
+        runs.test(cfg, out=args.out)
 
 
 if __name__ == '__main__':

@@ -3,7 +3,7 @@
 flags, plus ``--yolor`` to apply YOLOR to any mmdet config."""
 import argparse
 
-from mmdet_yolor import launch
+from mmdet_yolor import runs
 
 
 def parse_args():
@@ -27,24 +27,24 @@ def parse_args():
         help='If specify checkpoint path, resume from it, while if not '
         'specify, try to auto resume from the latest checkpoint '
         'in the work directory.')
-    launch.add_yolor_argument(
+    runs.add_yolor_argument(
         parser,
         help='rewrite the config to its YOLOR form: "all" (default) adds '
         'feature alignment and prediction refinement, "fa" or "pr" only one '
         'of them, "foldable" both in the placement that folds away '
         'completely at inference. The work dir defaults to '
         'work_dirs/<config>_yolor[-<part>].')
-    launch.add_cfg_options_argument(parser)
-    launch.add_launcher_arguments(parser)
+    runs.add_cfg_options_argument(parser)
+    runs.add_launcher_arguments(parser)
     args = parser.parse_args()
-    launch.set_local_rank(args)
+    runs.set_local_rank(args)
     return args
 
 
 def main():
     args = parse_args()
-    with launch.exit_on_input_error():
-        cfg = launch.prepare_train_config(
+    with runs.exit_on_input_error():
+        cfg = runs.prepare_train_config(
             args.config,
             work_dir=args.work_dir,
             resume=args.resume,
@@ -53,7 +53,7 @@ def main():
             cfg_options=args.cfg_options,
             launcher=args.launcher,
             yolor=args.yolor)
-        launch.train(cfg)
+        runs.train(cfg)
 
 
 if __name__ == '__main__':

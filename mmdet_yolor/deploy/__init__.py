@@ -1,9 +1,9 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
-from .export import fuse_checkpoint
-from .fuse import (FoldReport, fold_implicit, fuse_implicit,
-                   prepare_for_deployment, strip_folded)
+from .fuse import (FoldReport, fold_and_strip, fold_implicit, fuse_implicit,
+                   strip_folded)
+from .fused_checkpoint import fuse_checkpoint, load_trained
 
 __all__ = [
-    'fuse_implicit', 'fold_implicit', 'strip_folded', 'FoldReport',
-    'fuse_checkpoint', 'prepare_for_deployment'
+    'fuse_implicit', 'fold_implicit', 'strip_folded', 'fold_and_strip',
+    'FoldReport', 'fuse_checkpoint', 'load_trained'
 ]

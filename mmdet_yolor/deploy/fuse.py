@@ -14,7 +14,8 @@ The words: to *fold* an implicit is to move its value into a neighbouring
 layer and leave it computing the identity (:func:`fold_implicit`, which
 reports a :class:`FoldReport`); to *strip* is to remove the folded ones
 with their runtime operations (:func:`strip_folded`); to *fuse* a model is
-both (:func:`fuse_implicit`, ``tools/deploy/fuse_implicit.py``). Kept:
+both (:func:`fold_and_strip`, which :func:`fuse_implicit` logs, and
+``tools/deploy/fuse_implicit.py``). Kept:
 
 - kept: per-level implicits on a layer shared by every pyramid level, an add
   before a padded kxk conv, neck levels whose output the neck reuses to
@@ -24,10 +25,12 @@ both (:func:`fuse_implicit`, ``tools/deploy/fuse_implicit.py``). Kept:
 from dataclasses import dataclass
 from typing import List
 
+from mmengine.config import Config
 from mmengine.logging import print_log
 from torch import nn
 
 from ..models.foldable import FoldableMixin, FoldSite
+from ..toggle import unyolorize
 
 
 @dataclass
@@ -40,6 +43,12 @@ class FoldReport:
         """Whether every implicit was folded (the model is then a plain mmdet
         model with different weights)."""
         return all(site.folded for site in self.sites)
+
+    def config_for(self, cfg: Config) -> Config:
+        """The config the folded and stripped model of ``cfg`` loads into:
+        the plain mmdet config of the detector (``unyolorize(cfg)``) when
+        every implicit folded, else ``cfg``."""
+        return unyolorize(cfg) if self.complete else cfg
 
     def format(self) -> str:
         """A summary line and one line per implicit."""
@@ -79,8 +88,7 @@ def strip_folded(model: nn.Module) -> None:
             module.strip_folded_implicit()
 
 
-def prepare_for_deployment(model: nn.Module,
-                           strip_partial: bool = True) -> FoldReport:
+def fold_and_strip(model: nn.Module, strip_partial: bool = True) -> FoldReport:
     """Fold every implicit of ``model`` that folds exactly and strip the
     folded ones, in place; return the report. The one preparation of a model
     for inference, used by :func:`fuse_implicit`, ``fuse_checkpoint``, the
@@ -109,5 +117,5 @@ def fuse_implicit(model: nn.Module, logger: str = 'current') -> nn.Module:
         nn.Module: ``model``, computing the same outputs (within float
         rounding) without the runtime operations of the folded implicits.
     """
-    print_log(prepare_for_deployment(model).format(), logger=logger)
+    print_log(fold_and_strip(model).format(), logger=logger)
     return model

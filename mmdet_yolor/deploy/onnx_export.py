@@ -13,7 +13,7 @@ mmdeploy 1.3.1 cannot export Sparse R-CNN (:func:`mmdeploy_failure`):
 with mmdeploy's inputs and outputs, and the work dir gets the graph and the
 two configs.
 
-A YOLOR checkpoint is folded first (:func:`prepare_for_deployment`): what
+A YOLOR checkpoint is folded first (:func:`fold_and_strip`): what
 folded leaves no node in the graph, what is kept stays one ``Add``
 (``ImplicitA``), ``Mul`` (``ImplicitM``) or ``Concat`` (``ImplicitC``) each.
 When everything folds, the model config is the plain mmdet one and mmdet_yolor
@@ -35,15 +35,14 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.runner import load_checkpoint
 from torch import nn
 
 from ..config_edits import strip_pretrained
 from ..models import implicit_layers
 from ..models.layers import ImplicitA, ImplicitC, ImplicitM
 from ..package_data import config_path
-from ..toggle import unyolorize
-from .fuse import FoldReport, prepare_for_deployment
+from .fuse import FoldReport, fold_and_strip
+from .fused_checkpoint import load_trained
 from .sparse_rcnn_onnx import DETECTOR, MMDEPLOY_FAILURE, export_sparse_rcnn
 from .tracing import DeployError, TracedRun, preprocess
 
@@ -189,8 +188,7 @@ def prepare_model(cfg: Config,
     if checkpoint is None:
         model = initialised_model(model_cfg)
     else:
-        model = MODELS.build(model_cfg.model)
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        model = load_trained(model_cfg.model, checkpoint)[0]
     return fold_for_export(model, model_cfg, fold)
 
 
@@ -220,7 +218,7 @@ def fold_for_export(model: nn.Module,
                     model_cfg: Config,
                     fold: bool = True) -> PreparedModel:
     """Put ``model`` in eval mode and, with ``fold``, fold its implicits and
-    remove the folded ones (:func:`prepare_for_deployment`), in place.
+    remove the folded ones (:func:`fold_and_strip`), in place.
 
     Args:
         model (nn.Module): The detector built from ``model_cfg``.
@@ -235,9 +233,8 @@ def fold_for_export(model: nn.Module,
     model.eval()
     report = None
     if fold:
-        report = prepare_for_deployment(model)
-        if report.sites and report.complete:
-            model_cfg = unyolorize(model_cfg)
+        report = fold_and_strip(model)
+        model_cfg = report.config_for(model_cfg)
     return PreparedModel(model, model_cfg, report)
 
 

@@ -9,8 +9,7 @@ from torch import nn
 
 from mmdet_yolor import fuse_implicit, yolorize
 from mmdet_yolor.analysis.stages import stage_outputs
-from mmdet_yolor.deploy import (fold_implicit, prepare_for_deployment,
-                                strip_folded)
+from mmdet_yolor.deploy import fold_and_strip, fold_implicit, strip_folded
 from mmdet_yolor.models.layers import BaseImplicit
 from mmdet_yolor.models.layers.folding import (fold_add_into_consumer,
                                                fold_add_into_producer,
@@ -166,12 +165,11 @@ def test_folding_without_strip_twice_folds_once():
 
 
 @pytest.mark.parametrize('strip_partial', [True, False])
-def test_prepare_for_deployment_strips_a_partial_fold_only_if_asked(
-        strip_partial):
+def test_fold_and_strip_strips_a_partial_fold_only_if_asked(strip_partial):
     # FCOS's paper placement keeps some implicits (DEFAULT_FOLDS)
     model = build_yolor('fcos')
     keys = set(model.state_dict())
-    report = prepare_for_deployment(model, strip_partial=strip_partial)
+    report = fold_and_strip(model, strip_partial=strip_partial)
     assert report.sites and not report.complete
     folded = [site.name for site in report.sites if site.folded]
     still_there = [

@@ -19,7 +19,7 @@ from mmengine.config import Config
 from mmengine.hub import get_config
 from torch import nn
 
-from mmdet_yolor import launch, yolorize
+from mmdet_yolor import runs, yolorize
 from mmdet_yolor.package_data import SEED_CONFIGS, config_path
 
 SMALLER_BACKBONE = [
@@ -129,7 +129,7 @@ def signature(model):
 def parse_cfg_options(options):
     """``--cfg-options`` as the tools parse them."""
     parser = argparse.ArgumentParser()
-    launch.add_cfg_options_argument(parser)
+    runs.add_cfg_options_argument(parser)
     return parser.parse_args(['--cfg-options', *options]).cfg_options
 
 
@@ -164,7 +164,7 @@ def test_overrides_commute_with_yolorize(baseline, yolor_config, override,
     assert reached_the_module(second, override)
     # the tools: a shipped YOLOR config with --cfg-options, against --yolor
     # on its baseline (load_config merges, then yolorizes: ``first``)
-    shipped = launch.load_config(config_path(yolor_config), values)
+    shipped = runs.load_config(config_path(yolor_config), values)
     assert signature(MODELS.build(shipped.model)) == signature(first)
 
 

@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from mmdet_yolor import launch
+from mmdet_yolor import runs
 from mmdet_yolor.analysis.image_bootstrap import (DEFAULT_RESAMPLES,
                                                   bootstrap_files,
                                                   format_bootstrap_table)
@@ -52,7 +52,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    with launch.exit_on_input_error():
+    with runs.exit_on_input_error():
         result = bootstrap_files(
             args.ann_file,
             args.baseline,

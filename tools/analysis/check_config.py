@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 from mmdet.utils import register_all_modules
 
-from mmdet_yolor import launch
+from mmdet_yolor import runs
 from mmdet_yolor.analysis.config_check import (COVERED, SweepSettings,
                                                check_config, format_check,
                                                format_plan, timed_progress)
@@ -23,11 +23,11 @@ from mmdet_yolor.toggle import is_yolorized, unyolorize
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('config', help='the baseline config to check')
-    launch.add_yolor_argument(
+    runs.add_yolor_argument(
         parser,
         help='the YOLOR variant to check (default: %(default)s)',
         default='all')
-    launch.add_cfg_options_argument(parser)
+    runs.add_cfg_options_argument(parser)
     add_settings_arguments(parser)
     parser.add_argument(
         '--json', metavar='OUT', help='also write the result to OUT as JSON')
@@ -38,8 +38,8 @@ def main():
     args = parse_args()
     register_all_modules()
     settings = SweepSettings(image_size=args.image_size, steps=args.steps)
-    with launch.exit_on_input_error():
-        cfg = launch.load_config(args.config, args.cfg_options)
+    with runs.exit_on_input_error():
+        cfg = runs.load_config(args.config, args.cfg_options)
     if is_yolorized(cfg):
         # the check applies --yolor to the baseline itself
         print(f'{args.config} is in YOLOR form: checking its baseline '

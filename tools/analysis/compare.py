@@ -12,7 +12,7 @@ a verdict on box AP."""
 import argparse
 import sys
 
-from mmdet_yolor import launch
+from mmdet_yolor import runs
 from mmdet_yolor.analysis.compare import compare, dump_json, format_report
 from mmdet_yolor.analysis.image_bootstrap import DEFAULT_RESAMPLES
 from mmdet_yolor.analysis.work_dirs import WorkDirError
@@ -45,7 +45,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    with launch.exit_on_input_error():
+    with runs.exit_on_input_error():
         try:
             comparisons = compare(
                 args.work_dirs,

@@ -6,7 +6,7 @@ import argparse
 
 from mmdet.utils import register_all_modules
 
-from mmdet_yolor import launch
+from mmdet_yolor import runs
 from mmdet_yolor.deploy import fuse_checkpoint
 
 
@@ -15,19 +15,19 @@ def parse_args():
     parser.add_argument('config', help='the YOLOR config of the checkpoint')
     parser.add_argument('checkpoint', help='the trained checkpoint')
     parser.add_argument('out', help='where to write the folded checkpoint')
-    launch.add_yolor_argument(
+    runs.add_yolor_argument(
         parser,
         help='apply yolorize to a baseline config first, as the checkpoint '
         'was trained with tools/train.py --yolor')
-    launch.add_cfg_options_argument(parser)
+    runs.add_cfg_options_argument(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
     register_all_modules()
-    with launch.exit_on_input_error():
-        cfg = launch.load_config(args.config, args.cfg_options, args.yolor)
+    with runs.exit_on_input_error():
+        cfg = runs.load_config(args.config, args.cfg_options, args.yolor)
         report, config = fuse_checkpoint(cfg, args.checkpoint, args.out)
     print(report.format())
     if report.complete:

@@ -12,7 +12,7 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from torch import nn
 
-from ...deploy import FoldReport, prepare_for_deployment
+from ...deploy import FoldReport, fold_and_strip
 from ...errors import InputError
 from ...models import alignment_targets
 from ...models.layers.implicit import is_implicit_parameter
@@ -203,14 +203,17 @@ def check_config(
     start = time.perf_counter()
     result = ConfigCheck(SweepRow(folder, name), yolor)
     try:
-        _sweep(cfg, settings, result, progress or (lambda line: None))
+        _check_variant(cfg, settings, result, progress or (lambda line: None))
     finally:
         result.row.seconds = time.perf_counter() - start
     return result
 
 
-def _sweep(cfg: Config, settings: SweepSettings, result: ConfigCheck,
-           progress: Callable[[str], None]) -> None:
+def _check_variant(cfg: Config, settings: SweepSettings, result: ConfigCheck,
+                   progress: Callable[[str], None]) -> None:
+    """Build, train and predict with the baseline of ``cfg`` and its YOLOR
+    form, fold that and predict again, filling ``result`` as each phase
+    ends (an exception leaves what was found so far)."""
     row = result.row
     cfg = copy.deepcopy(cfg)
     try:
@@ -277,7 +280,7 @@ def _sweep(cfg: Config, settings: SweepSettings, result: ConfigCheck,
         raw_before = raw_outputs(model, batch)
         phase = 'fold'
         progress('folding the implicits and predicting again')
-        result.fold_report = report = prepare_for_deployment(model)
+        result.fold_report = report = fold_and_strip(model)
         row.folded = (sum(site.folded
                           for site in report.sites), len(report.sites))
         with replay_proposals(model, replay=proposals) as folded_proposals:
