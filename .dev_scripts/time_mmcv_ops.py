@@ -1,6 +1,6 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """Time mmcv's compiled CPU ops, to check that a build's flags keep their
-speed (see README, Requirements).
+speed (see docs/install.md, "Requirements").
 
 With ``--against DIR`` (an unpacked mmcv wheel, e.g. ``unzip
 mmcv-2.1.0-*.whl -d DIR``) the installed build and that one are timed in

@@ -3,7 +3,7 @@
 
 Load it from a config with
 ``custom_imports = dict(imports=['mmdet_yolor'], allow_failed_imports=False)``.
-Importing the package (README, "What importing the plugin does"):
+Importing the package (docs/usage.md, "What importing the plugin does"):
 
 - checks the OpenMMLab versions (an ImportError says what to install);
 - adds ``mmdet_yolor`` to mmengine's config scopes (``mmdet_yolor::``);

@@ -26,6 +26,11 @@ def test_train_one_epoch_then_resume_into_epoch_two(tiny_config, run_tool,
                                                     tmp_path):
     first = run_tool('train.py', tiny_config(max_epochs=1), cwd=tmp_path)
     assert train_iterations(first.stdout + first.stderr)[-1] == (1, 4)
+    # the run's log says once which stack fixes the process applied, and why
+    fixes = re.findall(r'mmdet_yolor applied stack fixes: .*',
+                       first.stdout + first.stderr)
+    assert len(fixes) == 1
+    assert 'atomic_checkpoints (mmengine\'s local backend writes' in fixes[0]
     assert (tmp_path / 'work' / 'epoch_1.pth').is_file()
 
     resumed = run_tool(
@@ -101,8 +106,8 @@ def logged_losses(work_dir):
 # slow: inductor compiles a training (~217 s); the only check of its numerics
 @pytest.mark.slow
 def test_compile_true_trains_the_yolor_form(tiny_config, run_tool, tmp_path):
-    # stock mmengine compiles the optimizer step too, and dynamo dies in
-    # torch/optim; the compat fix compiles forward and loss (inductor)
+    # stock mmengine compiles the optimizer step too, and where dynamo dies
+    # in torch/optim the compat fix compiles forward and loss (inductor)
     # two epochs of the same batch: one compilation serves both steps
     config = tiny_config(num_train=2, max_epochs=2)
     seeded = ['--yolor', '--cfg-options', 'randomness.seed=0']

@@ -13,7 +13,7 @@
 #   VENV           venv directory (default: .venv)
 #   TORCH_VERSION  torch installed when the venv has none (default: 2.13.0).
 #                  GPU users install their CUDA torch into the venv first
-#                  (see README, "GPU install"); an existing torch is kept.
+#                  (see docs/install.md, "GPU install"); an existing torch is kept.
 #   MMENGINE_VERSION, MMDET_VERSION  other versions of these pure-Python
 #                  packages than requirements/mminstall.txt pins, e.g.
 #                  mmengine 0.10.4, mmdet 3.2.0 (make test-stacks takes them).
