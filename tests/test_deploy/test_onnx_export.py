@@ -13,18 +13,12 @@ import onnx
 import pytest
 import torch
 from mmdet.registry import MODELS
-from mmengine.structures import InstanceData
 from torch import nn
 
 from mmdet_yolor import yolorize
-from mmdet_yolor.deploy.onnx_export import (DeployError, deploy_config,
-                                            deploy_model_config,
-                                            export_checkpoint, graph_op_counts,
-                                            kept_implicit_ops, preprocess)
-from mmdet_yolor.deploy.sparse_rcnn_onnx import (SparseRCNNEnd2End,
-                                                 mmdet_outputs)
-from mmdet_yolor.deploy.verify import (OpComparison, ParityChecker,
-                                       match_detections)
+from mmdet_yolor.deploy.onnx_export import (export_checkpoint, graph_op_counts,
+                                            kept_implicit_ops)
+from mmdet_yolor.deploy.verify import OpComparison, ParityChecker
 from mmdet_yolor.models.layers import BaseImplicit
 from mmdet_yolor.package_data import get_config
 from mmdet_yolor.stack_api import onnx_torchscript_exporter
@@ -209,107 +203,6 @@ def test_sparse_rcnn_is_exported_with_torch_onnx(exports, image):
         alone = checker.backend_model.predict(inputs)
         torch.testing.assert_close(dets[i], alone[0][0], rtol=0, atol=1e-2)
         assert torch.equal(labels[i], alone[1][0])
-
-
-@pytest.mark.parametrize('clip_border', [False, True])
-def test_sparse_rcnn_graph_computes_mmdet_predict(image, clip_border):
-    cfg = deploy_model_config(demo_config('sparse_rcnn', 'baseline'))
-    # every class score of every proposal: no top-k cut, no tie at it
-    cfg.model.test_cfg.rcnn.max_per_img = NUM_PROPOSALS * 6
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    spread_sparse_rcnn(model)
-    model.eval()
-    for bbox_head in model.roi_head.bbox_head:
-        bbox_head.bbox_coder.clip_border = clip_border
-    inputs, data_samples = preprocess(model, cfg, deploy_config(cfg), image)
-    with torch.no_grad():
-        dets, labels = SparseRCNNEnd2End(model)(inputs)
-    expected_dets, expected_labels = mmdet_outputs(model, inputs, data_samples)
-    order = expected_dets[0, :, 4].argsort(descending=True)
-    torch.testing.assert_close(dets[0], expected_dets[0, order])
-    assert torch.equal(labels[0], expected_labels[0, order])
-    clipped = (dets[..., :4] >= 0).all() and (dets[..., :4] <= 128).all()
-    assert bool(clipped) == clip_border
-
-
-def test_sparse_rcnn_export_refuses_other_roi_layers():
-    cfg = demo_config('sparse_rcnn', 'baseline')
-    cfg.model.roi_head.bbox_roi_extractor.roi_layer = dict(
-        type='RoIPool', output_size=7)
-    with pytest.raises(DeployError) as error:
-        SparseRCNNEnd2End(MODELS.build(cfg.model))
-    assert '\n' not in str(error.value) and 'RoIPool' in str(error.value)
-
-
-def detections(boxes, scores, labels, masks=None):
-    instances = InstanceData(
-        bboxes=torch.tensor(boxes, dtype=torch.float),
-        scores=torch.tensor(scores),
-        labels=torch.tensor(labels))
-    if masks is not None:
-        instances.masks = torch.tensor(masks)
-    return instances
-
-
-def test_matching_takes_boxes_one_to_one():
-    reference = detections([[0, 0, 10, 10], [20, 20, 30, 40], [5, 5, 6, 5]],
-                           [0.9, 0.8, 0.7], [1, 2, 0])
-    # other order, float noise, an empty (clipped) box on both sides
-    candidate = detections(
-        [[20, 20, 30, 40.001], [5, 5, 6, 5], [0, 0, 10, 10]],
-        [0.8001, 0.7, 0.9], [2, 0, 1])
-    parity = match_detections(reference, candidate, score_thr=0.05)
-    assert parity.passed and parity.matched == parity.compared == 3
-    assert parity.min_iou > 0.9999
-    assert parity.max_score_diff == pytest.approx(1e-4, abs=1e-6)
-
-
-@pytest.mark.parametrize(
-    'boxes, scores, labels',
-    [
-        ([[0, 0, 10, 10], [20, 20, 30, 41]], [0.9, 0.8], [1, 2]),  # box off
-        ([[0, 0, 10, 10], [20, 20, 30, 40]], [0.9, 0.81], [1, 2]),  # score
-        ([[0, 0, 10, 10], [20, 20, 30, 40]], [0.9, 0.8], [1, 3]),  # label
-        ([[0, 0, 10, 10]], [0.9], [1]),  # missing
-    ])
-def test_matching_finds_each_difference(boxes, scores, labels):
-    reference = detections([[0, 0, 10, 10], [20, 20, 30, 40]], [0.9, 0.8],
-                           [1, 2])
-    parity = match_detections(reference, detections(boxes, scores, labels),
-                              0.05)
-    assert not parity.passed
-    assert parity.matched == 1 and parity.unmatched >= 1
-
-
-def test_matching_excuses_detections_at_the_thresholds():
-    reference = detections([[0, 0, 10, 10], [20, 20, 30, 40]], [0.9, 0.0505],
-                           [1, 2])
-    candidate = detections([[0, 0, 10, 10]], [0.9], [1])
-    # the second one may score just below 0.05 on the other side
-    assert match_detections(reference, candidate, 0.05).passed
-    # with max_per_img detections kept, the last places were competed for
-    reference = detections([[0, 0, 10, 10], [20, 20, 30, 40]], [0.9, 0.3],
-                           [1, 2])
-    candidate = detections([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.3],
-                           [1, 0])
-    assert not match_detections(reference, candidate, 0.05).passed
-    assert match_detections(reference, candidate, 0.05, max_per_img=2).passed
-
-
-def test_matching_compares_masks():
-    mask = torch.zeros(1, 10, 10, dtype=torch.bool)
-    mask[0, 2:8, 2:8] = True
-    shifted = torch.roll(mask, 1, dims=2)
-    reference = detections([[0, 0, 10, 10]], [0.9], [1], mask)
-    assert match_detections(reference,
-                            detections([[0, 0, 10, 10]], [0.9], [1], mask),
-                            0.05).min_mask_iou == 1.0
-    parity = match_detections(
-        reference, detections([[0, 0, 10, 10]], [0.9], [1], shifted), 0.05)
-    assert parity.min_mask_iou == pytest.approx(30 / 42)
-    assert not parity.passed
 
 
 def test_op_counts_ignore_aliases_of_equal_parameters(tmp_path):
