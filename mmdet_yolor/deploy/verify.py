@@ -55,7 +55,9 @@ def dataset_images(cfg: Config,
         InputError: If the dataset cannot be read or has no images.
     """
     dataset_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
-    dataset_cfg.pipeline = []
+    # the image paths only: no transforms, and no serialisation (mmengine's
+    # fails on a dataset without images)
+    dataset_cfg.update(pipeline=[], serialize_data=False)
     try:
         dataset = DATASETS.build(dataset_cfg)
     except (FileNotFoundError, OSError) as error:

@@ -73,8 +73,6 @@ def test_an_unreadable_test_dataset_tells_the_user_to_name_images(tmp_path):
 
 def test_an_empty_test_dataset_tells_the_user_to_name_images(tmp_path):
     cfg = coco_config(tmp_path, [])
-    # (serialised, mmengine fails on the empty list first: see the report)
-    cfg.test_dataloader.dataset.serialize_data = False
     with pytest.raises(InputError) as error:
         dataset_images(cfg)
     assert str(error.value) == (
