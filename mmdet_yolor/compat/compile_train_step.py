@@ -3,30 +3,35 @@
 mmengine's whole ``train_step`` (torch >= 2.6).
 
 mmengine 0.10.7's ``Runner`` compiles the whole ``train_step``, the optimizer
-step included, and on torch >= 2.6 dynamo dies inside ``torch/optim``
+step included. The optimizer that mmengine builds from a ``paramwise_cfg``
+(most mmdet configs have one) holds its parameter groups as ``ConfigDict``,
+and on torch >= 2.6 dynamo dies iterating them in ``torch/optim``
 (``InternalTorchDynamoError: 'UserDefinedDictVariable' object has no
-attribute 'items'``), for any model. Whether it does takes a compile to
-find, so at import the fix only wraps ``Runner._maybe_compile``; the first
-run with ``compile`` set compiles and runs the ``train_step`` of a one-layer
-model with the run's options. Only where that fails does the fix act: it
-lets the stock code compile the model's ``_run_forward`` instead (forward
-and loss, with the config's ``compile`` options) and uses the compiled one
-in ``mode='loss'`` only; the optimizer step, validation and testing run
-eagerly, as stock mmengine runs validation and testing.
+attribute 'items'``). Whether it does takes a compile to find, so at import
+the fix only wraps ``Runner._maybe_compile``; the first run with ``compile``
+set compiles and runs the ``train_step`` of a one-layer model with the
+run's ``optim_wrapper`` config and ``compile`` options. Only where that
+fails does the fix act: it lets the stock code compile the model's
+``_run_forward`` instead (forward and loss, with the config's ``compile``
+options) and uses the compiled one in ``mode='loss'`` only; the optimizer
+step, validation and testing run eagerly, as stock mmengine runs
+validation and testing.
 """
+import copy
 import functools
 import json
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import torch
 from mmengine.model import BaseModel
-from mmengine.optim import OptimWrapper
+from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.runner import Runner
 
 from .registry import Fix, record_applied
 
-DEFECT = ("dynamo cannot compile mmengine's whole train_step (it fails in "
-          'the optimizer step), so compile=True runs do not train')
+DEFECT = ("dynamo cannot compile mmengine's whole train_step with this "
+          "run's optimizer (it fails in the optimizer step), so compile=True "
+          'runs do not train')
 
 
 def runner_compiles_whole_train_step() -> bool:
@@ -49,14 +54,24 @@ class _OneLayer(BaseModel):
 _verdicts: Dict[str, bool] = {}
 
 
-def whole_train_step_compile_fails(compile_options: dict) -> bool:
+def whole_train_step_compile_fails(
+        compile_options: dict,
+        optim_wrapper_cfg: Optional[dict] = None) -> bool:
     """Whether compiling and running a one-layer model's ``train_step``
-    with ``compile_options`` fails (cached per options)."""
-    key = json.dumps(compile_options, sort_keys=True, default=str)
+    with ``compile_options`` and an optimizer built from
+    ``optim_wrapper_cfg`` (plain SGD if None) fails; cached per
+    arguments."""
+    key = json.dumps([compile_options, optim_wrapper_cfg],
+                     sort_keys=True,
+                     default=str)
     if key not in _verdicts:
         model = _OneLayer()
-        optim_wrapper = OptimWrapper(
-            torch.optim.SGD(model.parameters(), lr=0.1))
+        if optim_wrapper_cfg is None:
+            optim_wrapper = OptimWrapper(
+                torch.optim.SGD(model.parameters(), lr=0.1))
+        else:
+            optim_wrapper = build_optim_wrapper(
+                model, copy.deepcopy(optim_wrapper_cfg))
         train_step = torch.compile(model.train_step, **compile_options)
         try:
             train_step(dict(inputs=torch.ones(2, 2)), optim_wrapper)
@@ -71,6 +86,15 @@ def _compile_options(runner) -> dict:
     return dict(options) if isinstance(options, dict) else {}
 
 
+def _stock_compile_fails(runner) -> bool:
+    optim_wrapper_cfg = runner.cfg.get('optim_wrapper', None)
+    if not isinstance(optim_wrapper_cfg, dict):
+        optim_wrapper_cfg = None
+    return whole_train_step_compile_fails(
+        _compile_options(runner),
+        None if optim_wrapper_cfg is None else dict(optim_wrapper_cfg))
+
+
 def compile_forward_and_loss() -> None:
     """Wrap ``Runner._maybe_compile``: where a whole ``train_step`` does not
     compile, compile the model's forward and loss instead."""
@@ -82,7 +106,7 @@ def compile_forward_and_loss() -> None:
         # a run without ``compile``: as stock mmengine
         if (target != 'train_step' or not self.cfg.get('compile', None)
                 or not hasattr(self.model, '_run_forward')
-                or not whole_train_step_compile_fails(_compile_options(self))):
+                or not _stock_compile_fails(self)):
             return stock(self, target)
         record_applied(FIX.name, DEFECT)
         self.logger.info(f'mmdet_yolor applied stack fix {FIX.name}: '

@@ -1,13 +1,15 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """Fix ``compile``: where a whole ``train_step`` does not compile,
 ``compile=True`` compiles forward and loss."""
+import copy
 from types import SimpleNamespace
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
-from mmengine.optim import OptimWrapper
+from mmengine.optim import build_optim_wrapper
 from mmengine.runner import Runner
 from torch._dynamo.utils import counters
 
@@ -30,47 +32,61 @@ class ToyModel(BaseModel):
         return [out]
 
 
-def compile_train_step(model):
-    """What mmengine's Runner does for ``compile=dict(backend='eager')``."""
-    runner = SimpleNamespace(
-        cfg=Config(dict(compile=dict(backend='eager'))),
+# A plain SGD, and what mmdet configs have: a paramwise_cfg, whose param
+# groups mmengine builds as ConfigDicts (what dynamo >= 2.6 cannot iterate).
+OPTIM_WRAPPERS = {
+    'plain':
+    dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
+    'paramwise':
+    dict(
+        type='OptimWrapper',
+        optimizer=dict(type='SGD', lr=0.1, momentum=0.9),
+        paramwise_cfg=dict(bias_lr_mult=2.0)),
+}
+COMPILE = dict(backend='eager')
+
+
+def compiled_runner(model, optim_wrapper):
+    """What mmengine's Runner holds when it compiles ``train_step``."""
+    return SimpleNamespace(
+        cfg=Config(dict(compile=COMPILE, optim_wrapper=optim_wrapper)),
         model=model,
         logger=MMLogger.get_current_instance())
-    Runner._maybe_compile(runner, 'train_step')
 
 
-def test_the_probe_says_whether_stock_mmengine_trains_compiled():
+@pytest.mark.parametrize('optim_wrapper', OPTIM_WRAPPERS)
+def test_the_probe_says_whether_stock_mmengine_trains_compiled(optim_wrapper):
     model = ToyModel()
-    runner = SimpleNamespace(
-        cfg=Config(dict(compile=dict(backend='eager'))),
-        model=model,
-        logger=MMLogger.get_current_instance())
+    cfg = OPTIM_WRAPPERS[optim_wrapper]
+    runner = compiled_runner(model, cfg)
     Runner._maybe_compile.__wrapped__(runner, 'train_step')  # stock
-    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     try:
-        model.train_step(dict(inputs=torch.randn(4, 3)), optim_wrapper)
+        model.train_step(
+            dict(inputs=torch.randn(4, 3)),
+            build_optim_wrapper(model, copy.deepcopy(cfg)))
         stock_failed = False
     except Exception:
         stock_failed = True
     finally:
         torch._dynamo.reset()
-    assert whole_train_step_compile_fails(dict(backend='eager')) == \
-        stock_failed
+    assert whole_train_step_compile_fails(COMPILE, cfg) == stock_failed
 
 
-def test_compile_trains_and_predicts_eagerly_where_the_fix_acts():
+@pytest.mark.parametrize('optim_wrapper', OPTIM_WRAPPERS)
+def test_compile_trains_and_predicts_eagerly_where_the_fix_acts(optim_wrapper):
     model = ToyModel()
-    compile_train_step(model)
-    fixed = whole_train_step_compile_fails(dict(backend='eager'))
-    assert ('compile' in applied_fixes()) == fixed
+    cfg = OPTIM_WRAPPERS[optim_wrapper]
+    Runner._maybe_compile(compiled_runner(model, cfg), 'train_step')
+    fixed = whole_train_step_compile_fails(COMPILE, cfg)
+    if fixed:
+        assert 'compile' in applied_fixes()
     # stock mmengine replaces train_step; the fix compiles _run_forward
     assert ('train_step' in vars(model)) != fixed
-    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     data = dict(inputs=torch.randn(4, 3))
     torch._dynamo.reset()
     counters.clear()
     before = model.linear.weight.clone()
-    model.train_step(data, optim_wrapper)
+    model.train_step(data, build_optim_wrapper(model, copy.deepcopy(cfg)))
     compiled_frames = counters['frames']['total']
     assert compiled_frames >= 1  # the loss forward ran compiled
     assert not torch.equal(model.linear.weight, before)  # and it trained
@@ -96,7 +112,8 @@ class PlainTrainStep(torch.nn.Module):
 
 def test_compile_of_a_model_without_run_forward_is_stock():
     model = PlainTrainStep()
-    compile_train_step(model)
+    Runner._maybe_compile(
+        compiled_runner(model, OPTIM_WRAPPERS['paramwise']), 'train_step')
     # stock mmengine: the train_step itself, compiled
     assert 'train_step' in vars(model)
     torch._dynamo.reset()
