@@ -1,0 +1,106 @@
+# Copyright (c) mmdet_yolor contributors. All rights reserved.
+"""mmcv 2.1.0's CUDA NMS and RoIAlign kernels as a small torch extension.
+
+Building all of mmcv's CUDA ops takes far longer than a 15-minute GPU lease
+allows; the kernels the seed detectors use are two ``.cu`` files. This
+compiles those files of mmcv's source, unchanged, with a binding of their
+launchers, for the GPU found only (``TORCH_CUDA_ARCH_LIST`` from
+``torch.cuda.get_device_capability()``), with every core. ``compile_only``
+runs nvcc on the sources alone, without a GPU or a CUDA torch build at run
+time (a rehearsal of the build on a machine with nvcc).
+"""
+import os
+import os.path as osp
+import subprocess
+from typing import List, Optional
+
+CUDA_SOURCES = ('mmcv/ops/csrc/pytorch/cuda/nms_cuda.cu',
+                'mmcv/ops/csrc/pytorch/cuda/roi_align_cuda.cu')
+INCLUDE_DIRS = ('mmcv/ops/csrc/common', 'mmcv/ops/csrc/common/cuda')
+
+BINDING = r'''
+#include <torch/extension.h>
+using at::Tensor;
+
+Tensor NMSCUDAKernelLauncher(Tensor boxes, Tensor scores, float iou_threshold,
+                             int offset);
+void ROIAlignForwardCUDAKernelLauncher(Tensor input, Tensor rois,
+                                       Tensor output, Tensor argmax_y,
+                                       Tensor argmax_x, int aligned_height,
+                                       int aligned_width, float spatial_scale,
+                                       int sampling_ratio, int pool_mode,
+                                       bool aligned);
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("nms", &NMSCUDAKernelLauncher, "mmcv's CUDA NMS: kept indices");
+  m.def("roi_align_forward", &ROIAlignForwardCUDAKernelLauncher,
+        "mmcv's CUDA RoIAlign forward (pool_mode 1: avg)");
+}
+'''
+
+
+def arch_list() -> str:
+    """``TORCH_CUDA_ARCH_LIST`` for the GPU of this machine, e.g.
+    ``'9.0'``."""
+    import torch
+    major, minor = torch.cuda.get_device_capability()
+    return f'{major}.{minor}'
+
+
+def _flags() -> List[str]:
+    # torch >= 2.1 headers need C++17 (mmcv 2.1's setup.py asks for 14)
+    return ['-std=c++17', '-DMMCV_WITH_CUDA']
+
+
+def build_subset(mmcv_src: str, build_dir: str, verbose: bool = False):
+    """Compile and load the extension; returns the module (``nms``,
+    ``roi_align_forward``)."""
+    from torch.utils.cpp_extension import load
+    os.environ.setdefault('TORCH_CUDA_ARCH_LIST', arch_list())
+    os.environ.setdefault('MAX_JOBS', str(os.cpu_count() or 1))
+    os.makedirs(build_dir, exist_ok=True)
+    binding = osp.join(build_dir, 'binding.cpp')
+    with open(binding, 'w') as f:
+        f.write(BINDING)
+    return load(
+        name='mmcv_cuda_subset',
+        sources=[binding] + [osp.join(mmcv_src, s) for s in CUDA_SOURCES],
+        extra_include_paths=[osp.join(mmcv_src, d) for d in INCLUDE_DIRS],
+        extra_cflags=_flags(),
+        extra_cuda_cflags=_flags(),
+        build_directory=build_dir,
+        verbose=verbose)
+
+
+def compile_only(mmcv_src: str,
+                 out_dir: str,
+                 torch_include: List[str],
+                 arch: str = 'sm_90',
+                 nvcc: str = 'nvcc',
+                 python_include: Optional[str] = None) -> List[dict]:
+    """nvcc ``-c`` of each CUDA source against ``torch_include`` (a CUDA
+    torch build's include folders); returns ``{source, returncode,
+    output}`` per source."""
+    os.makedirs(out_dir, exist_ok=True)
+    includes = [osp.join(mmcv_src, d) for d in INCLUDE_DIRS] + torch_include
+    if python_include:
+        includes.append(python_include)
+    results = []
+    for source in CUDA_SOURCES:
+        obj = osp.join(out_dir, osp.basename(source) + '.o')
+        command = [
+            nvcc, '-c',
+            osp.join(mmcv_src, source), '-o', obj,
+            f'-gencode=arch=compute_{arch[3:]},code={arch}',
+            '--expt-relaxed-constexpr', '-Xcompiler', '-fPIC',
+            '-D__CUDA_NO_HALF_OPERATORS__', '-D__CUDA_NO_HALF_CONVERSIONS__',
+            '-D__CUDA_NO_HALF2_OPERATORS__', '-DTORCH_EXTENSION_NAME=subset',
+            '-D_GLIBCXX_USE_CXX11_ABI=1'
+        ] + _flags() + [f'-I{d}' for d in includes]
+        result = subprocess.run(command, capture_output=True, text=True)
+        results.append(
+            dict(
+                source=source,
+                returncode=result.returncode,
+                output=(result.stdout + result.stderr)[-4000:]))
+    return results
