@@ -30,6 +30,7 @@ import os.path as osp
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -68,6 +69,12 @@ PRECISIONS = ('fp32', 'fp16', 'bf16')
 FOLD_RTOL = 1e-4
 # mmcv's CUDA ops vs its CPU ones, float32
 OPS_ATOL = 1e-4
+# Seconds a section must leave to those after it when it starts a detector
+# (on an H100 at full size: a detector's training steps take some 20 s, its
+# inference and fold 10 s, its three inductor compiles minutes; the CUDA
+# subset builds in one to two minutes); a detector started later is
+# reported as skipped.
+RESERVE_S = dict(train=240, inference=200, fold_parity=180, compile=330)
 
 
 @dataclass
@@ -265,6 +272,14 @@ def spread_implicits(model: nn.Module, seed: int = 0) -> None:
         layer.implicit.copy_(value.to(layer.implicit))
 
 
+def _no_time_for(report: Report, section: str) -> bool:
+    """Whether a detector started in ``section`` now would leave less than
+    its reserve (:data:`RESERVE_S`) to the sections after it; quick runs
+    have no reserves."""
+    reserve = 0 if report.settings.quick else RESERVE_S[section]
+    return report.left() < reserve
+
+
 def _ratio(value, base):
     if value is None or base in (None, 0):
         return None
@@ -331,6 +346,9 @@ def train(settings: GPUCheckSettings, report: Report, standins: bool) -> dict:
     rows = {}
     bench = settings.benchmark()
     for name in settings.detectors:
+        if _no_time_for(report, 'train'):
+            rows[name] = dict(status='skipped: out of time')
+            continue
         configs = detector_configs(name, settings, standins)
         models = build_variants(configs, settings.device)
         data = batch(models[BASELINE], settings, training=True)
@@ -396,6 +414,9 @@ def inference(settings: GPUCheckSettings, report: Report,
     rows = {}
     bench = settings.benchmark()
     for name in settings.detectors:
+        if _no_time_for(report, 'inference'):
+            rows[name] = dict(status='skipped: out of time')
+            continue
         models = build_variants(
             detector_configs(name, settings, standins), settings.device)
         data = batch(models[BASELINE], settings, training=False)
@@ -447,6 +468,9 @@ def fold_parity(settings: GPUCheckSettings, report: Report,
     identity."""
     rows = {}
     for name in settings.detectors:
+        if _no_time_for(report, 'fold_parity'):
+            rows[name] = dict(status='skipped: out of time')
+            continue
         yolor_cfg = detector_configs(name, settings, standins)[YOLOR]
         torch.manual_seed(0)
         model = MODELS.build(_without_pretrained(yolor_cfg.model))
@@ -474,7 +498,7 @@ def compile_times(settings: GPUCheckSettings, report: Report,
     rows = {}
     bench = settings.benchmark()
     for name in settings.detectors:
-        if rows and report.left() < 120:
+        if _no_time_for(report, 'compile'):
             rows[name] = dict(status='skipped: out of time')
             continue
         models = build_variants(
@@ -522,7 +546,9 @@ def cuda_ops(settings: GPUCheckSettings, report: Report) -> dict:
     if settings.mmcv_src is None:
         return dict(status='skipped: no mmcv source (--mmcv-src)')
     start = time.perf_counter()
-    ops = build_subset(settings.mmcv_src, osp.join(settings.out, 'build'))
+    # outside out: the device tool returns a few files of it only
+    ops = build_subset(settings.mmcv_src,
+                       osp.join(tempfile.gettempdir(), 'mmcv_cuda_subset'))
     build_s = round(time.perf_counter() - start, 1)
     generator = torch.Generator().manual_seed(0)
     boxes = _random_boxes(2000, 800, generator)
@@ -558,7 +584,7 @@ def distributed(settings: GPUCheckSettings, report: Report) -> dict:
     if gpus < 2:
         return dict(status=f'skipped: needs 2 GPUs, found {gpus}')
     from mmdet_yolor.package_data import config_path, tool_path
-    work_dir = osp.join(settings.out, 'dist_train')
+    work_dir = osp.join(tempfile.gettempdir(), 'gpu_check_dist_train')
     command = [
         'bash',
         tool_path('dist_train.sh'),
@@ -655,9 +681,12 @@ def format_markdown(payload: dict) -> str:
         fp32 = train_row.get('fp32', {})
         cells.append(
             _cell(fp32.get('yolor_peak_mib'), '', fp32.get('peak_ratio')))
+        if 'status' in train_row:  # skipped
+            cells = [train_row['status']] + ['-'] * 3
         infer = rows('inference').get(name, {})
         cells.append(
-            _cell(infer.get('yolor_ms'), ' ms', infer.get('yolor_ratio')))
+            _cell(infer.get('yolor_ms'), ' ms', infer.get('yolor_ratio')
+                  ) if 'yolor_ms' in infer else infer.get('status', '-'))
         cells.append(
             _cell(infer.get('folded_ms'), ' ms', infer.get('folded_ratio')))
         compiled = rows('compile').get(name, {})
@@ -669,10 +698,11 @@ def format_markdown(payload: dict) -> str:
             _cell(
                 compiled.get('folded_ms'), ' ms', compiled.get('folded_ratio')
             ) if 'folded_ms' in compiled else compiled.get('status', '-'))
-        parity = rows('fold_parity').get(name)
-        cells.append('-' if parity is None else (
+        parity = rows('fold_parity').get(name, {})
+        cells.append(
+            parity.get('status', '-') if 'passed' not in parity else
             ('ok ' if parity['passed'] else 'FAIL ') +
-            f'{max(parity["max_relative"].values()):.1e}'))
+            f'{max(parity["max_relative"].values()):.1e}')
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     lines.append('')
     for name in SECTIONS:

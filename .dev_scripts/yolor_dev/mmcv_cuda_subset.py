@@ -9,10 +9,12 @@ launchers, for the GPU found only (``TORCH_CUDA_ARCH_LIST`` from
 runs nvcc on the sources alone, without a GPU or a CUDA torch build at run
 time (a rehearsal of the build on a machine with nvcc).
 """
+import glob
 import os
 import os.path as osp
 import subprocess
-from typing import List, Optional
+import sys
+from typing import List, Sequence
 
 CUDA_SOURCES = ('mmcv/ops/csrc/pytorch/cuda/nms_cuda.cu',
                 'mmcv/ops/csrc/pytorch/cuda/roi_align_cuda.cu')
@@ -47,15 +49,31 @@ def arch_list() -> str:
     return f'{major}.{minor}'
 
 
-def _flags() -> List[str]:
-    # torch >= 2.1 headers need C++17 (mmcv 2.1's setup.py asks for 14)
-    return ['-std=c++17', '-DMMCV_WITH_CUDA']
+def cxx_standard(torch_include: str) -> str:
+    """The C++ standard a torch build's headers need: mmcv 2.1's setup.py
+    asks for C++14, torch 2.1 needs 17, and torch 2.14's ATen.h refuses
+    anything before 20 (read from the header, not the version)."""
+    with open(osp.join(torch_include, 'ATen', 'ATen.h')) as f:
+        return 'c++20' if 'C++20 or later' in f.read() else 'c++17'
+
+
+def nvidia_include_dirs() -> List[str]:
+    """Header folders of the CUDA libraries pip installed beside torch
+    (``nvidia/<library>/include``, ``nvidia/cu13/include``): torch's CUDA
+    headers include cuSPARSE's, cuBLAS's and cuSOLVER's, which a toolkit
+    with the compiler alone lacks."""
+    found = []
+    for entry in sys.path:
+        found += sorted(glob.glob(osp.join(entry, 'nvidia', '*', 'include')))
+    return found
 
 
 def build_subset(mmcv_src: str, build_dir: str, verbose: bool = False):
     """Compile and load the extension; returns the module (``nms``,
     ``roi_align_forward``)."""
     from torch.utils.cpp_extension import load
+
+    # torch's cpp_extension picks the C++ standard its headers need
     os.environ.setdefault('TORCH_CUDA_ARCH_LIST', arch_list())
     os.environ.setdefault('MAX_JOBS', str(os.cpu_count() or 1))
     os.makedirs(build_dir, exist_ok=True)
@@ -65,9 +83,10 @@ def build_subset(mmcv_src: str, build_dir: str, verbose: bool = False):
     return load(
         name='mmcv_cuda_subset',
         sources=[binding] + [osp.join(mmcv_src, s) for s in CUDA_SOURCES],
-        extra_include_paths=[osp.join(mmcv_src, d) for d in INCLUDE_DIRS],
-        extra_cflags=_flags(),
-        extra_cuda_cflags=_flags(),
+        extra_include_paths=[osp.join(mmcv_src, d)
+                             for d in INCLUDE_DIRS] + nvidia_include_dirs(),
+        extra_cflags=['-DMMCV_WITH_CUDA'],
+        extra_cuda_cflags=['-DMMCV_WITH_CUDA'],
         build_directory=build_dir,
         verbose=verbose)
 
@@ -77,14 +96,17 @@ def compile_only(mmcv_src: str,
                  torch_include: List[str],
                  arch: str = 'sm_90',
                  nvcc: str = 'nvcc',
-                 python_include: Optional[str] = None) -> List[dict]:
+                 extra_include: Sequence[str] = ()):
     """nvcc ``-c`` of each CUDA source against ``torch_include`` (a CUDA
-    torch build's include folders); returns ``{source, returncode,
-    output}`` per source."""
+    torch build's include folders, its ``include`` first) and
+    ``extra_include`` (Python's, CUDA libraries' headers).
+
+    Returns:
+        list[dict]: ``{source, returncode, output}`` per source.
+    """
     os.makedirs(out_dir, exist_ok=True)
-    includes = [osp.join(mmcv_src, d) for d in INCLUDE_DIRS] + torch_include
-    if python_include:
-        includes.append(python_include)
+    includes = [osp.join(mmcv_src, d)
+                for d in INCLUDE_DIRS] + torch_include + list(extra_include)
     results = []
     for source in CUDA_SOURCES:
         obj = osp.join(out_dir, osp.basename(source) + '.o')
@@ -95,8 +117,9 @@ def compile_only(mmcv_src: str,
             '--expt-relaxed-constexpr', '-Xcompiler', '-fPIC',
             '-D__CUDA_NO_HALF_OPERATORS__', '-D__CUDA_NO_HALF_CONVERSIONS__',
             '-D__CUDA_NO_HALF2_OPERATORS__', '-DTORCH_EXTENSION_NAME=subset',
-            '-D_GLIBCXX_USE_CXX11_ABI=1'
-        ] + _flags() + [f'-I{d}' for d in includes]
+            '-D_GLIBCXX_USE_CXX11_ABI=1', '-DMMCV_WITH_CUDA',
+            f'-std={cxx_standard(torch_include[0])}'
+        ] + [f'-I{d}' for d in includes]
         result = subprocess.run(command, capture_output=True, text=True)
         results.append(
             dict(

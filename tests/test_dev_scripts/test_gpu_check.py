@@ -5,15 +5,19 @@ RoI heads, proposals replayed) through those without torch.compile (whose
 tracing of a two-stage detector takes a minute here)."""
 import importlib
 import json
+import sys
+import types
 
 import mmdet.models.losses.focal_loss as focal_loss
 import pytest
 import torch
+from mmcv import ops
 from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
 
 from yolor_dev.gpu_check import (SECTIONS, GPUCheckSettings,
                                  _torch_sigmoid_focal_loss, cuda_standins,
                                  run_gpu_check)
+from yolor_dev.mmcv_cuda_subset import cxx_standard
 
 
 @pytest.fixture(scope='module')
@@ -58,7 +62,9 @@ def test_measurements_are_plausible(reports, detector):
     assert train['fp16'] == {'status': 'n/a on the CPU'}
     fp32 = train['fp32']
     assert fp32['baseline_ms'] > 0 and fp32['yolor_ms'] > 0
-    assert fp32['ratio'] == round(fp32['yolor_ms'] / fp32['baseline_ms'], 3)
+    # times are rounded to 0.01 ms, ratios computed before
+    assert fp32['ratio'] == pytest.approx(
+        fp32['yolor_ms'] / fp32['baseline_ms'], abs=2e-3)
     if detector == 'fcos':
         assert train['bf16']['yolor_ms'] > 0
     else:  # mmcv's CPU NMS takes float32 only (test_bfloat16.py)
@@ -113,3 +119,77 @@ def test_standins_are_restored():
     assert mmcv_nms.nms is nms and focal_loss._sigmoid_focal_loss is loss
     with cuda_standins(False) as used:
         assert used == [] and mmcv_nms.nms is nms
+
+
+def test_a_run_out_of_time_still_writes_its_table(tmp_path):
+    settings = GPUCheckSettings(
+        device='cpu', quick=True, out=str(tmp_path), budget_s=0)
+    sections = run_gpu_check(settings)
+    assert [s['status'] for s in sections.values()] == \
+        ['skipped: out of time'] * len(SECTIONS)
+    markdown = (tmp_path / 'gpu_check.md').read_text()
+    rows = [line for line in markdown.splitlines() if line.startswith('| ')]
+    assert len(rows) == 2 + len(settings.detectors)  # header, alignment
+    assert all(row.endswith('| - |') for row in rows[2:])
+    assert '- train: skipped: out of time' in markdown
+
+
+def test_detectors_past_the_reserve_are_reported_as_skipped(tmp_path):
+    # a full-size run whose budget leaves no section its reserve builds
+    # nothing and says so per detector
+    settings = GPUCheckSettings(
+        device='cpu',
+        out=str(tmp_path),
+        budget_s=60,
+        detectors=['fcos'],
+        sections=['train', 'inference', 'fold_parity', 'compile'])
+    sections = run_gpu_check(settings)
+    for name in settings.sections:
+        assert sections[name]['rows'] == {
+            'fcos': {
+                'status': 'skipped: out of time'
+            }
+        }, name
+    row = [
+        line for line in (tmp_path / 'gpu_check.md').read_text().splitlines()
+        if line.startswith('| fcos')
+    ][0]
+    assert row.count('skipped: out of time') == 5  # train, network x1,
+    # compiled x2, fold parity
+
+
+def test_cxx_standard_is_read_from_the_headers(tmp_path):
+    aten = tmp_path / 'ATen'
+    aten.mkdir()
+    (aten / 'ATen.h').write_text(
+        '#error C++20 or later compatible compiler is required to use ATen.')
+    assert cxx_standard(str(tmp_path)) == 'c++20'
+    (aten / 'ATen.h').write_text('#include <c10/core/Allocator.h>')
+    assert cxx_standard(str(tmp_path)) == 'c++17'
+
+
+def test_nms_standin_serves_mmcvs_batched_nms(monkeypatch):
+    # torchvision's nms, played by mmcv's CPU one: what is checked is that
+    # batched_nms goes through the stand-in and gets what mmcv returns
+    calls = []
+
+    def torchvision_nms(boxes, scores, iou_threshold):
+        calls.append(len(boxes))
+        return ops.nms(boxes, scores, iou_threshold)[1]
+
+    monkeypatch.setitem(
+        sys.modules, 'torchvision',
+        types.SimpleNamespace(ops=types.SimpleNamespace(nms=torchvision_nms)))
+    generator = torch.Generator().manual_seed(0)
+    xy = torch.rand(300, 2, generator=generator) * 100
+    boxes = torch.cat(
+        (xy, xy + 5 + 30 * torch.rand(300, 2, generator=generator)), dim=1)
+    scores = torch.rand(300, generator=generator)
+    labels = torch.randint(0, 3, (300, ), generator=generator)
+    nms_cfg = dict(type='nms', iou_threshold=0.5)
+    expected = ops.batched_nms(boxes, scores, labels, nms_cfg)
+    with cuda_standins(True):
+        actual = ops.batched_nms(boxes, scores, labels, nms_cfg)
+    assert calls
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e)
