@@ -14,7 +14,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 CUDA_SOURCES = ('mmcv/ops/csrc/pytorch/cuda/nms_cuda.cu',
                 'mmcv/ops/csrc/pytorch/cuda/roi_align_cuda.cu')
@@ -57,21 +57,35 @@ def cxx_standard(torch_include: str) -> str:
         return 'c++20' if 'C++20 or later' in f.read() else 'c++17'
 
 
-def nvidia_include_dirs() -> List[str]:
-    """Header folders of the CUDA libraries pip installed beside torch
-    (``nvidia/<library>/include``, ``nvidia/cu13/include``): torch's CUDA
-    headers include cuSPARSE's, cuBLAS's and cuSOLVER's, which a toolkit
-    with the compiler alone lacks."""
+# Headers of CUDA libraries that torch's CUDA headers include (ATen/cuda/
+# CUDAContextLight.h): a toolkit with the compiler alone lacks them.
+LIBRARY_HEADERS = ('cusparse.h', 'cublas_v2.h', 'cublasLt.h', 'cusolverDn.h')
+
+
+def library_include_dirs(cuda_include: Optional[str]) -> List[str]:
+    """Folders holding the :data:`LIBRARY_HEADERS` that ``cuda_include``
+    (the toolkit's) lacks, from the CUDA libraries pip installed beside
+    torch (``nvidia/<library>/include``). Only those: another copy of the
+    runtime's headers than the compiler's own fails to compile."""
     found = []
-    for entry in sys.path:
-        found += sorted(glob.glob(osp.join(entry, 'nvidia', '*', 'include')))
+    for header in LIBRARY_HEADERS:
+        if cuda_include and osp.isfile(osp.join(cuda_include, header)):
+            continue
+        for entry in sys.path:
+            hits = sorted(
+                glob.glob(osp.join(entry, 'nvidia', '*', 'include', header)))
+            if hits:
+                folder = osp.dirname(hits[0])
+                if folder not in found:
+                    found.append(folder)
+                break
     return found
 
 
 def build_subset(mmcv_src: str, build_dir: str, verbose: bool = False):
     """Compile and load the extension; returns the module (``nms``,
     ``roi_align_forward``)."""
-    from torch.utils.cpp_extension import load
+    from torch.utils.cpp_extension import CUDA_HOME, load
 
     # torch's cpp_extension picks the C++ standard its headers need
     os.environ.setdefault('TORCH_CUDA_ARCH_LIST', arch_list())
@@ -83,8 +97,8 @@ def build_subset(mmcv_src: str, build_dir: str, verbose: bool = False):
     return load(
         name='mmcv_cuda_subset',
         sources=[binding] + [osp.join(mmcv_src, s) for s in CUDA_SOURCES],
-        extra_include_paths=[osp.join(mmcv_src, d)
-                             for d in INCLUDE_DIRS] + nvidia_include_dirs(),
+        extra_include_paths=[osp.join(mmcv_src, d) for d in INCLUDE_DIRS] +
+        library_include_dirs(CUDA_HOME and osp.join(CUDA_HOME, 'include')),
         extra_cflags=['-DMMCV_WITH_CUDA'],
         extra_cuda_cflags=['-DMMCV_WITH_CUDA'],
         build_directory=build_dir,

@@ -17,7 +17,6 @@ from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
 from yolor_dev.gpu_check import (SECTIONS, GPUCheckSettings,
                                  _torch_sigmoid_focal_loss, cuda_standins,
                                  run_gpu_check)
-from yolor_dev.mmcv_cuda_subset import cxx_standard
 
 
 @pytest.fixture(scope='module')
@@ -156,16 +155,6 @@ def test_detectors_past_the_reserve_are_reported_as_skipped(tmp_path):
     ][0]
     assert row.count('skipped: out of time') == 5  # train, network x1,
     # compiled x2, fold parity
-
-
-def test_cxx_standard_is_read_from_the_headers(tmp_path):
-    aten = tmp_path / 'ATen'
-    aten.mkdir()
-    (aten / 'ATen.h').write_text(
-        '#error C++20 or later compatible compiler is required to use ATen.')
-    assert cxx_standard(str(tmp_path)) == 'c++20'
-    (aten / 'ATen.h').write_text('#include <c10/core/Allocator.h>')
-    assert cxx_standard(str(tmp_path)) == 'c++17'
 
 
 def test_nms_standin_serves_mmcvs_batched_nms(monkeypatch):
