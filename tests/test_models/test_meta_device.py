@@ -206,9 +206,9 @@ def test_mmdet_stops_the_loss_on_meta(name, form):
     model = build(name, form).train()
     data = meta_batch(model, name)
     model.to('meta')
-    # a target computation of mmdet's needs values: .item() raises a
-    # RuntimeError, nonzero() NotImplementedError (torch >= 2.2; a
-    # RuntimeError before)
+    # a target computation of mmdet's needs values: nonzero() raises
+    # NotImplementedError, .item() a RuntimeError on torch 2.13 (torch 2.1
+    # has no meta kernel for it: NotImplementedError)
     with pytest.raises((RuntimeError, NotImplementedError)) as error:
         model(**data, mode='loss')
     frames = [(frame.filename, frame.name)
