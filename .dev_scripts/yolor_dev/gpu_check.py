@@ -70,11 +70,11 @@ FOLD_RTOL = 1e-4
 # mmcv's CUDA ops vs its CPU ones, float32
 OPS_ATOL = 1e-4
 # Seconds a section must leave to those after it when it starts a detector
-# (on an H100 at full size: a detector's training steps take some 20 s, its
-# inference and fold 10 s, its three inductor compiles minutes; the CUDA
-# subset builds in one to two minutes); a detector started later is
-# reported as skipped.
-RESERVE_S = dict(train=240, inference=200, fold_parity=180, compile=330)
+# (estimates for an H100 at full size: a detector's training steps take
+# some 20 s, its inference and fold 10 s, its three inductor compiles
+# minutes; the CUDA subset builds in one to two minutes); a detector started
+# later is reported as skipped.
+RESERVE_S = dict(train=180, inference=140, fold_parity=110, compile=330)
 
 
 @dataclass
