@@ -8,7 +8,8 @@ export VENV
 PYTHON := $(VENV)/bin/python
 LINT_PATHS := mmdet_yolor configs tools .dev_scripts tests setup.py
 
-.PHONY: install test test-quick test-stacks demo lint lint-env format clean
+.PHONY: install test test-quick test-stacks demo lint lint-env format clean \
+	gpu-check-prepare gpu-check
 
 install:
 	@bash tools/misc/install_env.sh
@@ -49,6 +50,18 @@ lint: lint-env
 format: lint-env
 	$(PYTHON) -m isort $(LINT_PATHS)
 	$(PYTHON) -m yapf --in-place --recursive $(LINT_PATHS)
+
+# The GPU check (docs/gpu_check.md). `make gpu-check-prepare` here puts
+# the wheels the lent GPU machine lacks into work_dirs/gpu_wheels (carry
+# it); `make gpu-check` there installs them offline, builds mmcv and runs
+# .dev_scripts/gpu_check.py (GPU_CHECK_ARGS="--device cpu --quick" for the
+# path without a GPU). GPU_PYTHON: the machine's Python with torch.
+GPU_PYTHON ?= python3
+gpu-check-prepare:
+	$(GPU_PYTHON) .dev_scripts/gpu_check_prepare.py
+
+gpu-check:
+	PYTHON=$(GPU_PYTHON) bash .dev_scripts/gpu_check.sh $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf work_dirs .pytest_cache

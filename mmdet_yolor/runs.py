@@ -26,6 +26,7 @@ from .analysis.prediction_files import keep_predictions, predictions_prefix
 from .checks import check_inputs, find_resumable_checkpoint
 from .compat import applied_fixes_summary
 from .engine.distributed import end_distributed, setup_distributed
+from .engine.mixed_precision import check_amp_available
 from .errors import InputError
 from .toggle import YOLOR_PARTS, yolorize
 
@@ -255,6 +256,7 @@ def build_runner(cfg: Config) -> Runner:
 def train(cfg: Config) -> Runner:
     """Check the inputs of ``cfg``, then train with it; return the
     runner."""
+    check_amp_available(cfg.get('optim_wrapper'))
     loaders = ['train_dataloader']
     if cfg.get('val_cfg'):
         loaders.append('val_dataloader')

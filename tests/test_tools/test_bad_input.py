@@ -202,3 +202,17 @@ def test_non_finite_loss_stops_before_a_checkpoint(run_tool, tiny_config,
         'error: loss_cls is nan at iteration 1 (epoch 1); training stopped '
         'before saving non-finite weights.')
     assert not list((tmp_path / 'work').glob('*.pth'))
+
+
+def test_amp_without_a_gpu(run_tool, tiny_config, tmp_path):
+    # no CUDA device visible: mmengine's AmpOptimWrapper would assert
+    result = run_tool(
+        'train.py',
+        tiny_config(),
+        '--amp',
+        cwd=tmp_path,
+        env={'CUDA_VISIBLE_DEVICES': ''},
+        check=False)
+    assert last_line(result).startswith(
+        'error: --amp (optim_wrapper.type=AmpOptimWrapper) needs a CUDA GPU')
+    assert_nothing_written(tmp_path)
