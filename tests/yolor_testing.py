@@ -11,10 +11,10 @@ import torch
 from mmengine.config import Config
 from torch import Tensor, nn
 
-from mmdet_yolor.config_edits import nested_dicts
 from mmdet_yolor.datasets import CLASSES
 from mmdet_yolor.models.layers import BaseImplicit
 from mmdet_yolor.package_data import get_config
+from yolor_dev.shrinking import cap_two_stage_sampling
 
 
 @torch.no_grad()
@@ -115,12 +115,7 @@ def shrink_zoo_config(cfg: Config) -> Config:
     layers and two-stage detectors sample 64 RoIs per image from 100
     proposals (RoIAlign is slow on CPU). In place; returns ``cfg``."""
     model = cfg.model
-    for node in nested_dicts([model.get('train_cfg'), model.get('test_cfg')]):
-        if isinstance(node.get('sampler'), dict) and 'num' in node.sampler:
-            node.sampler.num = min(node.sampler.num, 64)
-        for stage in ('rpn', 'rpn_proposal'):
-            if 'max_per_img' in node.get(stage, {}):
-                node[stage].max_per_img = min(node[stage].max_per_img, 100)
+    cap_two_stage_sampling(model)
     backbone = model.backbone
     if backbone.type == 'ResNet' and backbone.depth == 50:
         backbone.depth = 18
@@ -209,3 +204,14 @@ def tiny_fcos_config(data_root: str,
     cfg.default_hooks.logger.interval = 1
     cfg.work_dir = work_dir
     return cfg
+
+
+# The detectors of the paper's MMDetection tables, by their mmdet R-50 1x
+# configs.
+SEED_DETECTORS = {
+    'faster_rcnn': 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    'mask_rcnn': 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+    'sparse_rcnn': 'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py',
+    'fcos': 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+    'atss': 'atss/atss_r50_fpn_1x_coco.py',
+}

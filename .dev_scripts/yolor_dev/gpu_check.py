@@ -53,6 +53,7 @@ from mmdet_yolor.package_data import get_config
 from .benchmark import (BASELINE, FOLDED, YOLOR, BenchmarkSettings,
                         _quiet_logs, _TensorForward, _without_pretrained,
                         build_variants, interleaved_median_ms, variant_configs)
+from .shrinking import cap_two_stage_sampling
 
 DETECTORS = {
     'fcos': 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
@@ -220,12 +221,7 @@ def shrink(cfg: Config) -> Config:
     per image (quick
     runs; RoIAlign is slow on the CPU). In place; returns ``cfg``."""
     model = cfg.model
-    for node in nested_dicts([model.get('train_cfg'), model.get('test_cfg')]):
-        if isinstance(node.get('sampler'), dict) and 'num' in node.sampler:
-            node.sampler.num = min(node.sampler.num, 64)
-        for stage in ('rpn', 'rpn_proposal'):
-            if 'max_per_img' in node.get(stage, {}):
-                node[stage].max_per_img = min(node[stage].max_per_img, 100)
+    cap_two_stage_sampling(model)
     if 'num_proposals' in model.get('rpn_head', {}):  # Sparse R-CNN
         model.rpn_head.num_proposals = 20
     model.backbone.update(depth=18, base_channels=16, init_cfg=None)

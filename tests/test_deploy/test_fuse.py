@@ -16,16 +16,9 @@ from mmdet_yolor.models.layers.folding import (fold_add_into_consumer,
                                                fold_multiply_into_producer)
 from mmdet_yolor.package_data import get_config
 
-from yolor_testing import (assert_close_stages, randomise_implicits,
-                           shrink_backbone)
+from yolor_testing import (SEED_DETECTORS, assert_close_stages,
+                           randomise_implicits, shrink_backbone)
 
-DETECTORS = {
-    'faster_rcnn': 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-    'mask_rcnn': 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
-    'sparse_rcnn': 'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py',
-    'fcos': 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
-    'atss': 'atss/atss_r50_fpn_1x_coco.py',
-}
 # The YOLOR placements of the tools and wrappers, as yolorize arguments.
 PLACEMENTS = {
     'all': dict(),
@@ -35,7 +28,7 @@ PLACEMENTS = {
 
 
 def build_yolor(name, **yolorize_kwargs):
-    cfg = yolorize(get_config(DETECTORS[name]), **yolorize_kwargs)
+    cfg = yolorize(get_config(SEED_DETECTORS[name]), **yolorize_kwargs)
     torch.manual_seed(0)
     model = MODELS.build(shrink_backbone(cfg.model))
     model.init_weights()
@@ -67,7 +60,7 @@ DEFAULT_FOLDS = {
 }
 
 
-@pytest.mark.parametrize('name', DETECTORS)
+@pytest.mark.parametrize('name', SEED_DETECTORS)
 def test_default_placement_folds_what_is_exact(name):
     model = build_yolor(name)
     data = inputs(model, name)
@@ -116,7 +109,7 @@ def test_kept_sites_say_why():
     assert why['bbox_head.conv_cls.implicit_m.0'].startswith('multiply folded')
 
 
-@pytest.mark.parametrize('name', DETECTORS)
+@pytest.mark.parametrize('name', SEED_DETECTORS)
 def test_foldable_placement_folds_completely_into_the_baseline(name):
     model = build_yolor(name, foldable=True)
     data = inputs(model, name)
@@ -128,7 +121,8 @@ def test_foldable_placement_folds_completely_into_the_baseline(name):
     assert not [m for m in model.modules() if 'YOLORConv' in type(m).__name__]
 
     # the folded weights load into the plain baseline model
-    baseline = MODELS.build(shrink_backbone(get_config(DETECTORS[name]).model))
+    baseline = MODELS.build(
+        shrink_backbone(get_config(SEED_DETECTORS[name]).model))
     baseline.load_state_dict(state, strict=True)
     baseline.eval()
     assert not any(isinstance(m, BaseImplicit) for m in baseline.modules())
@@ -136,7 +130,7 @@ def test_foldable_placement_folds_completely_into_the_baseline(name):
 
 
 @pytest.mark.parametrize('placement', PLACEMENTS)
-@pytest.mark.parametrize('name', DETECTORS)
+@pytest.mark.parametrize('name', SEED_DETECTORS)
 def test_fusing_twice_changes_nothing_more(name, placement):
     model = build_yolor(name, **PLACEMENTS[placement])
     data = inputs(model, name)

@@ -29,15 +29,8 @@ from mmdet_yolor.deploy import fold_implicit
 from mmdet_yolor.package_data import get_config
 from mmdet_yolor.stack_api import tree_leaves
 
-from yolor_testing import randomise_implicits, shrink_backbone
+from yolor_testing import SEED_DETECTORS, randomise_implicits, shrink_backbone
 
-DETECTORS = {
-    'faster_rcnn': 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-    'mask_rcnn': 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
-    'sparse_rcnn': 'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py',
-    'fcos': 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
-    'atss': 'atss/atss_r50_fpn_1x_coco.py',
-}
 FORMS = ('baseline', 'yolor')
 IMAGE_SHAPE = (3, 96, 128)
 NUM_ROIS = 6
@@ -57,7 +50,7 @@ LOSS_STOPS = {
 
 
 def build(name, form):
-    cfg = get_config(DETECTORS[name])
+    cfg = get_config(SEED_DETECTORS[name])
     if name == 'sparse_rcnn':
         # 10 learned proposals, not 100: six stages of them cost seconds
         cfg.model.rpn_head.num_proposals = 10
@@ -141,7 +134,7 @@ def shapes(tensors):
     return [tuple(t.shape) for t in tensors]
 
 
-@pytest.fixture(scope='module', params=list(DETECTORS))
+@pytest.fixture(scope='module', params=list(SEED_DETECTORS))
 def name(request):
     return request.param
 
