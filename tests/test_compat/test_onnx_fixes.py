@@ -13,7 +13,8 @@ from mmcv.ops import RoIAlign
 from torch import nn
 
 from mmdet_yolor import compat
-from mmdet_yolor.compat.onnx_cast_long import _cast_long, define_cast_long
+from mmdet_yolor.compat.onnx_cast_long import (_cast_long, define_cast_long,
+                                               lacks_cast_long)
 from mmdet_yolor.compat.onnx_exporter import _torchscript_export
 from mmdet_yolor.stack_api import onnx_export_defaults_to_dynamo
 
@@ -95,9 +96,15 @@ def test_the_fixes_apply_once():
     assert compat.apply_deploy_fixes() == []
 
 
-def test_cast_long_is_torchs_old_symbolic():
+def test_cast_long_is_torchs_old_symbolic(monkeypatch):
+    from torch.onnx import symbolic_opset9
+
+    # as on a torch without it (torch's own is restored afterwards)
+    monkeypatch.delattr(symbolic_opset9, '_cast_Long', raising=False)
+    assert lacks_cast_long()
     define_cast_long()
     from torch.onnx.symbolic_opset9 import _cast_Long
+    assert _cast_Long is _cast_long and not lacks_cast_long()
     graph = torch._C.Graph()
     value = graph.addInput()
 
