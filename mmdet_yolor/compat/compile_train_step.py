@@ -1,21 +1,23 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """Fix ``compile``: ``compile=True`` trains where dynamo cannot compile
-mmengine's whole ``train_step`` (torch >= 2.6).
+mmengine's whole ``train_step``.
 
-mmengine 0.10.7's ``Runner`` compiles the whole ``train_step``, the optimizer
-step included. The optimizer that mmengine builds from a ``paramwise_cfg``
-(most mmdet configs have one) holds its parameter groups as ``ConfigDict``,
-and on torch >= 2.6 dynamo dies iterating them in ``torch/optim``
-(``InternalTorchDynamoError: 'UserDefinedDictVariable' object has no
-attribute 'items'``). Whether it does takes a compile to find, so at import
-the fix only wraps ``Runner._maybe_compile``; the first run with ``compile``
-set compiles and runs the ``train_step`` of a one-layer model with the
-run's ``optim_wrapper`` config and ``compile`` options. Only where that
-fails does the fix act: it lets the stock code compile the model's
-``_run_forward`` instead (forward and loss, with the config's ``compile``
-options) and uses the compiled one in ``mode='loss'`` only; the optimizer
-step, validation and testing run eagerly, as stock mmengine runs
-validation and testing.
+mmengine 0.10.7's ``Runner`` compiles the whole ``train_step``: the data
+preprocessing, forward, loss and the optimizer step. Dynamo fails on parts
+that are not the model's: on torch >= 2.6 in ``torch/optim``, iterating the
+``ConfigDict`` parameter groups that mmengine builds from a ``paramwise_cfg``
+(``'UserDefinedDictVariable' object has no attribute 'items'``); on torch
+2.1 in mmengine's batch stacking (``scalar_tensor(): argument 's' must be
+Number``). Whether it fails takes a compile to find, so at import the fix
+only wraps ``Runner._maybe_compile``; the first run with ``compile`` set
+compiles and runs the ``train_step`` of a one-conv model with the run's
+data preprocessor, ``optim_wrapper`` config and ``compile`` options on a
+generated image. Only where that fails does the fix act: it lets the stock
+code compile the model's ``_run_forward`` instead (forward and loss, with
+the config's ``compile`` options) and uses the compiled one in
+``mode='loss'`` only; the data preprocessing, the optimizer step,
+validation and testing run eagerly, as stock mmengine runs validation and
+testing.
 """
 import copy
 import functools
@@ -23,15 +25,17 @@ import json
 from typing import Callable, Dict, Optional
 
 import torch
+from mmdet.testing import demo_mm_inputs
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.runner import Runner
+from torch import nn
 
 from .registry import Fix, record_applied
 
 DEFECT = ("dynamo cannot compile mmengine's whole train_step with this "
-          "run's optimizer (it fails in the optimizer step), so compile=True "
-          'runs do not train')
+          "run's data preprocessor and optimizer, so compile=True runs do "
+          'not train')
 
 
 def runner_compiles_whole_train_step() -> bool:
@@ -40,15 +44,18 @@ def runner_compiles_whole_train_step() -> bool:
     return '_maybe_compile' in code.co_names and 'train_step' in code.co_consts
 
 
-class _OneLayer(BaseModel):
-    """The smallest mmengine model with a loss."""
+class _OneConv(BaseModel):
+    """The smallest detector-like mmengine model with a loss: the run's data
+    preprocessor, one conv."""
 
-    def __init__(self):
-        super().__init__()
-        self.linear = torch.nn.Linear(2, 1)
+    def __init__(self, data_preprocessor: nn.Module):
+        super().__init__(data_preprocessor=data_preprocessor)
+        self.conv = nn.Conv2d(3, 1, 1)
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
-        return dict(loss=self.linear(inputs).pow(2).mean())
+        if isinstance(inputs, (list, tuple)):  # a preprocessor that kept them
+            inputs = torch.stack(inputs).float()
+        return dict(loss=self.conv(inputs).pow(2).mean())
 
 
 _verdicts: Dict[str, bool] = {}
@@ -56,43 +63,52 @@ _verdicts: Dict[str, bool] = {}
 
 def whole_train_step_compile_fails(
         compile_options: dict,
+        data_preprocessor: nn.Module,
         optim_wrapper_cfg: Optional[dict] = None) -> bool:
-    """Whether compiling and running a one-layer model's ``train_step``
-    with ``compile_options`` and an optimizer built from
-    ``optim_wrapper_cfg`` (plain SGD if None) fails; cached per
+    """Whether compiling and running the ``train_step`` of a one-conv model
+    with a copy of ``data_preprocessor``, an optimizer built from
+    ``optim_wrapper_cfg`` (plain SGD if None) and ``compile_options`` fails
+    on one generated 64x64 image with a box and a mask; cached per
     arguments."""
-    key = json.dumps([compile_options, optim_wrapper_cfg],
-                     sort_keys=True,
-                     default=str)
+    key = json.dumps(
+        [compile_options, optim_wrapper_cfg,
+         repr(data_preprocessor)],
+        sort_keys=True,
+        default=str)
     if key not in _verdicts:
-        model = _OneLayer()
+        model = _OneConv(copy.deepcopy(data_preprocessor))
         if optim_wrapper_cfg is None:
             optim_wrapper = OptimWrapper(
                 torch.optim.SGD(model.parameters(), lr=0.1))
         else:
             optim_wrapper = build_optim_wrapper(
                 model, copy.deepcopy(optim_wrapper_cfg))
+        batch = demo_mm_inputs(
+            batch_size=1,
+            image_shapes=[(3, 64, 64)],
+            num_items=[1],
+            num_classes=2,
+            with_mask=True)
         train_step = torch.compile(model.train_step, **compile_options)
         try:
-            train_step(dict(inputs=torch.ones(2, 2)), optim_wrapper)
+            train_step(batch, optim_wrapper)
             _verdicts[key] = False
         except Exception:  # any failure to compile it
             _verdicts[key] = True
     return _verdicts[key]
 
 
-def _compile_options(runner) -> dict:
-    options = runner.cfg.get('compile', None)
-    return dict(options) if isinstance(options, dict) else {}
-
-
 def _stock_compile_fails(runner) -> bool:
+    """:func:`whole_train_step_compile_fails` with what ``runner`` trains
+    with."""
+    compile_options = runner.cfg.get('compile', None)
     optim_wrapper_cfg = runner.cfg.get('optim_wrapper', None)
-    if not isinstance(optim_wrapper_cfg, dict):
-        optim_wrapper_cfg = None
+    model = getattr(runner.model, 'module', runner.model)  # DDP holds it
     return whole_train_step_compile_fails(
-        _compile_options(runner),
-        None if optim_wrapper_cfg is None else dict(optim_wrapper_cfg))
+        dict(compile_options) if isinstance(compile_options, dict) else {},
+        model.data_preprocessor,
+        dict(optim_wrapper_cfg)
+        if isinstance(optim_wrapper_cfg, dict) else None)
 
 
 def compile_forward_and_loss() -> None:

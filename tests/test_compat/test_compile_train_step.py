@@ -69,7 +69,8 @@ def test_the_probe_says_whether_stock_mmengine_trains_compiled(optim_wrapper):
         stock_failed = True
     finally:
         torch._dynamo.reset()
-    assert whole_train_step_compile_fails(COMPILE, cfg) == stock_failed
+    assert whole_train_step_compile_fails(COMPILE, model.data_preprocessor,
+                                          cfg) == stock_failed
 
 
 @pytest.mark.parametrize('optim_wrapper', OPTIM_WRAPPERS)
@@ -77,7 +78,8 @@ def test_compile_trains_and_predicts_eagerly_where_the_fix_acts(optim_wrapper):
     model = ToyModel()
     cfg = OPTIM_WRAPPERS[optim_wrapper]
     Runner._maybe_compile(compiled_runner(model, cfg), 'train_step')
-    fixed = whole_train_step_compile_fails(COMPILE, cfg)
+    fixed = whole_train_step_compile_fails(COMPILE, model.data_preprocessor,
+                                           cfg)
     if fixed:
         assert 'compile' in applied_fixes()
     # stock mmengine replaces train_step; the fix compiles _run_forward
