@@ -146,9 +146,9 @@ def _map_over_two(x):
 
 
 def dynamo_traces_map_over_iterables() -> bool:
-    """Whether dynamo traces ``map(func, a, b)`` in one graph (torch >= 2.3;
-    2.1-2.2 break the graph there), found by compiling a two-line function
-    with the eager backend. Imports dynamo."""
+    """Whether dynamo traces ``map(func, a, b)`` in one graph (torch 2.13
+    does; 2.1.2 and 2.4.1 break the graph there), found by compiling a
+    two-line function with the eager backend. Imports dynamo."""
     import torch._dynamo
     dynamo_log = logging.getLogger('torch._dynamo')
     level = dynamo_log.level

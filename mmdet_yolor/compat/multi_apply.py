@@ -1,6 +1,7 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """Fix ``multi_apply``: mmdet's dense heads compile in one graph where dynamo
-cannot trace ``map`` over several iterables (torch 2.1-2.2).
+cannot trace ``map`` over several iterables (the probe finds it on torch
+2.1.2 and 2.4.1, not on 2.13).
 
 mmdet's ``multi_apply`` runs a head's levels with ``map(func, *args)``. Where
 dynamo cannot trace that (``incorrect arg count ... call_map``), every dense
