@@ -17,7 +17,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Set
 
 DISABLE_FIXES_ENV = 'MMDET_YOLOR_DISABLE_FIXES'
 # The fixes a run applies itself, with its config (not at import).
@@ -61,6 +61,9 @@ class Fix:
 
 # name -> the defect it repaired, in the order applied
 _applied: Dict[str, str] = {}
+# the fixes probed, or waiting for their probe's module: never twice (a fix
+# confirmed at first use is applied long before it is recorded)
+_settled: Set[str] = set()
 _declared: Dict[str, Fix] = {}
 
 
@@ -108,6 +111,12 @@ def is_disabled(name: str) -> bool:
     Raises:
         ValueError: If the variable names a fix that does not exist.
     """
+    listed = _checked_disabled_fixes()
+    return name in listed or 'all' in listed
+
+
+def _checked_disabled_fixes() -> List[str]:
+    """:func:`disabled_fixes`, each a known fix or ``all``."""
     listed = disabled_fixes()
     known = sorted(_declared) + list(PER_RUN_FIXES)
     unknown = sorted(set(listed) - set(known) - {'all'})
@@ -115,7 +124,7 @@ def is_disabled(name: str) -> bool:
         raise ValueError(
             f'{DISABLE_FIXES_ENV} names unknown fixes {unknown}; use a '
             f'comma-separated list of {known} or all')
-    return name in listed or 'all' in listed
+    return listed
 
 
 def missing_private_attribute(fix: Fix) -> Optional[str]:
@@ -151,19 +160,22 @@ def apply_fixes(fixes: Sequence[Fix]) -> List[str]:
             not exist.
     """
     declare(fixes)
-    applied = []
+    disabled = _checked_disabled_fixes()
+    before = set(_applied)
     for fix in fixes:
-        if fix.name in _applied or is_disabled(fix.name):
+        if fix.name in _settled or fix.name in disabled or \
+                'all' in disabled:
             continue
+        _settled.add(fix.name)
         if fix.probe_after_import and \
                 fix.probe_after_import not in sys.modules:
             _after_import(fix.probe_after_import, lambda fix=fix: _try(fix))
-        elif _try(fix) and fix.name in _applied:
-            applied.append(fix.name)
-    return applied
+        else:
+            _try(fix)
+    return [name for name in _applied if name not in before]
 
 
-def _try(fix: Fix) -> bool:
+def _try(fix: Fix) -> None:
     """Probe ``fix`` and apply it where the stack has its defect."""
     missing = missing_private_attribute(fix)
     if missing is not None:
@@ -171,13 +183,11 @@ def _try(fix: Fix) -> bool:
             f'mmdet_yolor: stack fix {fix.name} skipped: this stack has no '
             f'{missing} (the fix repairs: {fix.defect})',
             stacklevel=3)
-        return False
-    if not fix.probe():
-        return False
-    fix.apply()
-    if not fix.confirmed_at_first_use:
-        record_applied(fix.name, fix.defect)
-    return True
+        return
+    if fix.probe():
+        fix.apply()
+        if not fix.confirmed_at_first_use:
+            record_applied(fix.name, fix.defect)
 
 
 class _PostImportFinder(importlib.abc.MetaPathFinder):

@@ -19,6 +19,7 @@ def fresh_registry(monkeypatch):
     """A registry that has applied nothing yet (the process's own is
     restored afterwards)."""
     monkeypatch.setattr(registry, '_applied', {})
+    monkeypatch.setattr(registry, '_settled', set())
     monkeypatch.setattr(registry, '_declared', {})
     monkeypatch.delenv(compat.DISABLE_FIXES_ENV, raising=False)
     return registry
@@ -117,8 +118,18 @@ def test_a_fix_confirmed_at_first_use_is_recorded_by_its_check(fresh_registry):
     fix = toy_fix('deferred', True, applied, confirmed_at_first_use=True)
     assert fresh_registry.apply_fixes([fix]) == []
     assert applied == ['deferred'] and fresh_registry.applied_fixes() == []
+    # applied once: probing it again would apply it again
+    assert fresh_registry.apply_fixes([fix]) == []
+    assert applied == ['deferred']
     fresh_registry.record_applied('deferred', 'it was broken')
     assert fresh_registry.applied_fixes() == ['deferred']
+
+
+def test_importing_again_wraps_nothing_twice():
+    from mmengine.runner import Runner
+    assert compat.apply_import_fixes() == []
+    # the compile fix's wrapper wraps mmengine's own method, once
+    assert not hasattr(Runner._maybe_compile.__wrapped__, '__wrapped__')
 
 
 # What each fix changes, observed in a fresh process; the probes run on the
