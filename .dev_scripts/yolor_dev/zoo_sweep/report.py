@@ -1,13 +1,14 @@
 # Copyright (c) mmdet_yolor contributors. All rights reserved.
 """The sweep's report: totals by status and folder, a plain-text table, and
-``docs/model_zoo.md``."""
+``docs/model_zoo.md``, with the compile column where compile rows are
+given."""
 import datetime
 import os
 import os.path as osp
 import platform
 from collections import Counter
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import mmcv
 import mmdet
@@ -18,7 +19,12 @@ from mmdet_yolor.analysis.config_check.row import (COVERED, NOT_RUNNABLE,
                                                    STATUSES, SweepRow)
 from mmdet_yolor.analysis.config_check.settings import SweepSettings
 
+from .compile_row import (BASELINE_DOES_NOT_COMPILE, COMPILES_LIKE_BASELINE,
+                          VARIANTS, CompileRow)
 from .configs import NOT_ALGORITHM_FOLDERS, mmdet_config_dir
+
+# Compile rows by (folder, config).
+CompileRows = Mapping[Tuple[str, str], CompileRow]
 
 
 def format_duration(seconds: float) -> str:
@@ -83,7 +89,31 @@ def _status_cell(row: SweepRow) -> str:
     return f'{row.status}: {reason}' if reason else row.status
 
 
-def _row_cells(row: SweepRow, markdown: bool) -> List[str]:
+def compile_cell(row: Optional[CompileRow]) -> str:
+    """``ok: 4/1/0`` (frames/graph breaks/recompiles, the same for the
+    baseline, YOLOR and folded), the three triples where they differ, and
+    the reason of a row that is not ``ok``."""
+    if row is None:
+        return 'not measured'
+    triples = [row.counts_of(variant) for variant in VARIANTS]
+    shown = [
+        '/'.join(map(str, triple)) for triple in triples if triple is not None
+    ]
+    if len(set(shown)) == 1:
+        shown = shown[:1]
+    cell = row.status
+    if shown:
+        cell += ': ' + ', '.join(shown)
+    if row.mode != 'tensor' and shown:
+        cell += f' ({row.mode})'
+    if row.reason:
+        cell += f' ({row.reason})' if shown else f': {row.reason}'
+    return cell
+
+
+def _row_cells(row: SweepRow,
+               markdown: bool,
+               compiled: Optional[CompileRows] = None) -> List[str]:
     if row.pr_sites:
         separator = '<br>' if markdown else ', '
         pr = separator.join(f'{family} ({count})'
@@ -93,14 +123,54 @@ def _row_cells(row: SweepRow, markdown: bool) -> List[str]:
     folded = f'{row.folded[0]}/{row.folded[1]}' if row.folded else '-'
     if row.agreement is not None and row.agreement < 1:
         folded += f' ({row.agreement:.0%} kept)'
-    return [
+    cells = [
         row.folder, row.config,
         format_sites(row.fa_sites) or '-', pr,
-        _status_cell(row), folded, f'{row.seconds:.0f}s'
+        _status_cell(row), folded
     ]
+    if compiled is not None:
+        cells.append('-' if row.status == NOT_RUNNABLE else compile_cell(
+            compiled.get((row.folder, row.config))))
+    return cells + [f'{row.seconds:.0f}s']
 
 
 HEADER = ['folder', 'config', 'FA site', 'PR sites', 'status', 'fold', 'time']
+COMPILE_HEADER = HEADER[:-1] + ['compile'] + HEADER[-1:]
+
+
+def compile_totals(rows: Sequence[SweepRow],
+                   compiled: CompileRows) -> List[str]:
+    """The compile column's totals, over the runnable folders: measured,
+    compiling like their baselines (every config ``ok``), and those whose
+    baseline does not compile."""
+    by_folder: Dict[str, List[Optional[CompileRow]]] = {}
+    for row in rows:
+        if row.status != NOT_RUNNABLE:
+            by_folder.setdefault(row.folder, []).append(
+                compiled.get((row.folder, row.config)))
+    measured = {
+        folder: items
+        for folder, items in by_folder.items() if all(items)
+    }
+
+    def folders_where(status: str) -> int:
+        return sum(
+            all(item.status == status for item in items)
+            for items in measured.values())
+
+    like = folders_where(COMPILES_LIKE_BASELINE)
+    no_baseline = sum(
+        any(item.status == BASELINE_DOES_NOT_COMPILE for item in items)
+        for items in measured.values())
+    statuses = Counter(item.status for items in measured.values()
+                       for item in items)
+    counts = ', '.join(f'{status} {count}'
+                       for status, count in sorted(statuses.items()))
+    return [
+        f'compile: {len(measured)}/{len(by_folder)} runnable folders '
+        f'measured; {like} compile like their baselines, {no_baseline} '
+        f'have a baseline that does not compile ({counts})'
+    ]
 
 
 def format_totals(totals: SweepTotals) -> List[str]:
@@ -118,20 +188,27 @@ def format_totals(totals: SweepTotals) -> List[str]:
     ]
 
 
-def format_table(rows: Sequence[SweepRow], width: int = 60) -> str:
-    """A plain-text table of ``rows`` with the totals, cells cut to
-    ``width`` characters."""
-    table = [HEADER] + [[
+def format_table(rows: Sequence[SweepRow],
+                 width: int = 60,
+                 compiled: Optional[CompileRows] = None) -> str:
+    """A plain-text table of ``rows`` (with the compile column where
+    ``compiled`` is given) and the totals, cells cut to ``width``
+    characters."""
+    header = HEADER if compiled is None else COMPILE_HEADER
+    table = [header] + [[
         cell if len(cell) <= width else cell[:width - 3] + '...'
-        for cell in _row_cells(row, markdown=False)
+        for cell in _row_cells(row, markdown=False, compiled=compiled)
     ] for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     lines = [
         '  '.join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
         for line in table
     ]
     lines.insert(1, '  '.join('-' * w for w in widths))
-    return '\n'.join(lines + [''] + format_totals(summarize(rows)))
+    totals = format_totals(summarize(rows))
+    if compiled is not None:
+        totals += compile_totals(rows, compiled)
+    return '\n'.join(lines + [''] + totals)
 
 
 def machine_description() -> str:
@@ -154,8 +231,12 @@ def _escape(text: str) -> str:
     return text.replace('|', '\\|')
 
 
-def format_markdown(rows: Sequence[SweepRow], settings: SweepSettings,
-                    command: str, seconds: float) -> str:
+def format_markdown(rows: Sequence[SweepRow],
+                    settings: SweepSettings,
+                    command: str,
+                    seconds: float,
+                    compiled: Optional[CompileRows] = None,
+                    compile_seconds: float = 0.0) -> str:
     """``docs/model_zoo.md``: how the sweep was made, its totals, the
     table, and why the rows that cannot run here cannot.
 
@@ -164,6 +245,9 @@ def format_markdown(rows: Sequence[SweepRow], settings: SweepSettings,
         settings (SweepSettings): Its settings.
         command (str): The command that made it.
         seconds (float): Its run time.
+        compiled (Mapping, optional): The compile rows by ``(folder,
+            config)``, for the compile column; None for none.
+        compile_seconds (float): The compile column's run time.
     """
     totals = summarize(rows)
     shapes = ', '.join(f'{h}x{w}' for h, w in settings.image_shapes())
@@ -174,7 +258,9 @@ def format_markdown(rows: Sequence[SweepRow], settings: SweepSettings,
         '<!-- Generated by .dev_scripts/zoo_sweep.py: do not edit. -->',
         '',
         f'Made by `{command}` on {datetime.date.today().isoformat()}, '
-        f'{machine_description()}; run time {format_duration(seconds)}.',
+        f'{machine_description()}; run time {format_duration(seconds)}' +
+        (f', compile column {format_duration(compile_seconds)}'
+         if compiled is not None else '') + '.',
         '',
         'Each config of the installed mmdet (one per algorithm folder: the '
         'first model of its `metafile.yml`, or a lighter sibling with the '
@@ -197,6 +283,26 @@ def format_markdown(rows: Sequence[SweepRow], settings: SweepSettings,
         '**fold**, implicit layers folded by `fuse_implicit` / all of them; '
         '**time**, both variants of the row.',
         '',
+    ]
+    if compiled is not None:
+        lines += [
+            '**compile**: the baseline, the YOLOR form and the folded YOLOR '
+            'form compiled with `torch.compile(backend=\'eager\')` (the '
+            'frames and graph breaks inductor would see, without its compile '
+            'time) and called twice on the same images in eval mode, '
+            '`mode=\'tensor\'` (`predict` where a detector has no tensor '
+            'mode). Counts are frames/graph breaks/recompiles, one triple '
+            'where all three agree, else baseline, YOLOR, folded. The YOLOR '
+            'forms hold the baseline\'s weights with identity implicits, so '
+            'that all three take the same data-dependent branches. **ok**: '
+            'neither YOLOR form needs more frames, graph breaks or '
+            'recompiles than the baseline, and their compiled outputs equal '
+            'eager ones (within 1e-4); **worse**: one does, or fails to '
+            'compile; **baseline does not compile**: dynamo fails on mmdet\'s '
+            'own model.',
+            '',
+        ]
+    lines += [
         'Statuses: **ok** (every check passed, feature alignment and every '
         'head family with prediction layers has implicits); **partial** '
         '(every check passed, but some head family or the features have no '
@@ -219,16 +325,24 @@ def format_markdown(rows: Sequence[SweepRow], settings: SweepSettings,
         '',
     ]
     lines += [f'- {line}' for line in format_totals(totals)]
+    if compiled is not None:
+        lines += [f'- {line}' for line in compile_totals(rows, compiled)]
+    header = HEADER if compiled is None else COMPILE_HEADER
+    alignment = [
+        '--:' if column in ('fold', 'time') else ':--' for column in header
+    ]
     lines += [
         '',
         '## Configs',
         '',
-        '| ' + ' | '.join(HEADER) + ' |',
-        '| :-- | :-- | :-- | :-- | :-- | --: | --: |',
+        '| ' + ' | '.join(header) + ' |',
+        '| ' + ' | '.join(alignment) + ' |',
     ]
     for row in rows:
         lines.append('| ' + ' | '.join(
-            _escape(cell) for cell in _row_cells(row, markdown=True)) + ' |')
+            _escape(cell)
+            for cell in _row_cells(row, markdown=True, compiled=compiled)) +
+                     ' |')
     not_runnable: Dict[str, List[str]] = {}
     for row in rows:
         if row.status == NOT_RUNNABLE:

@@ -199,7 +199,7 @@ def check_config(
         raise ValueError(f'yolor must be one of {tuple(YOLOR_PARTS)}, got '
                          f'{yolor!r}')
     register_all_modules()
-    _quiet_logs()
+    quiet_logs()
     start = time.perf_counter()
     result = ConfigCheck(SweepRow(folder, name), yolor)
     try:
@@ -452,7 +452,7 @@ def _few(names: Sequence[str], limit: int = 3) -> str:
                     if len(names) > limit else '')
 
 
-def _quiet_logs() -> None:
+def quiet_logs() -> None:
     """Keep mmengine's messages (thousands of initialisation lines) out of
     the output: they go to the current logger, which this makes an
     ERROR-level one."""

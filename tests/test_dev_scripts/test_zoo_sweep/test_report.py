@@ -3,6 +3,9 @@ from mmdet_yolor.analysis.config_check.row import (NOT_RUNNABLE, OK, PARTIAL,
                                                    REFUSED, TIMEOUT, SweepRow)
 from mmdet_yolor.analysis.config_check.settings import SweepSettings
 from yolor_dev.zoo_sweep import report
+from yolor_dev.zoo_sweep.compile_row import (BASELINE_DOES_NOT_COMPILE,
+                                             COMPILES_LIKE_BASELINE, WORSE,
+                                             CompileRow)
 from yolor_dev.zoo_sweep.configs import mmdet_config_dir
 
 
@@ -96,3 +99,50 @@ def test_markdown_lists_what_did_not_run_and_the_notes():
     assert 'Every baseline ran.' in markdown
     assert markdown.endswith(
         '- `misc`: Detectron2 checkpoint-conversion configs\n')
+
+
+def test_compile_column():
+    rows = [
+        SweepRow('atss', 'atss.py', OK),
+        SweepRow('tood', 'tood.py', OK),
+        SweepRow('detr', 'detr.py', OK),
+        SweepRow('yolo', 'yolo.py', OK),
+        SweepRow('carafe', 'carafe.py', NOT_RUNNABLE, 'no CPU kernel'),
+    ]
+    same = dict(baseline=[4, 1, 0], YOLOR=[4, 1, 0], folded=[4, 1, 0])
+    compiled = {
+        ('atss', 'atss.py'):
+        CompileRow('atss', 'atss.py', COMPILES_LIKE_BASELINE, counts=same),
+        ('tood', 'tood.py'):
+        CompileRow(
+            'tood',
+            'tood.py',
+            WORSE,
+            'YOLOR: graph breaks 2 > 1',
+            counts=dict(baseline=[4, 1, 0], YOLOR=[5, 2, 0], folded=[4, 1,
+                                                                     0])),
+        ('detr', 'detr.py'):
+        CompileRow('detr', 'detr.py', BASELINE_DOES_NOT_COMPILE,
+                   'Unsupported: boom'),
+    }
+    assert report.compile_cell(compiled['atss', 'atss.py']) == 'ok: 4/1/0'
+    assert report.compile_cell(compiled['tood', 'tood.py']) == (
+        'worse: 4/1/0, 5/2/0, 4/1/0 (YOLOR: graph breaks 2 > 1)')
+    assert report.compile_cell(compiled['detr', 'detr.py']) == (
+        'baseline does not compile: Unsupported: boom')
+    assert report.compile_cell(None) == 'not measured'
+    # yolo is not measured; carafe cannot run here
+    assert report.compile_totals(rows, compiled) == [
+        'compile: 3/4 runnable folders measured; 1 compile like their '
+        'baselines, 1 have a baseline that does not compile (baseline does '
+        'not compile 1, ok 1, worse 1)'
+    ]
+    table = report.format_table(rows, compiled=compiled)
+    assert table.splitlines()[0].split()[-2:] == ['compile', 'time']
+    markdown = report.format_markdown(rows, SweepSettings(), 'python x.py',
+                                      60.0, compiled, 120.0)
+    assert 'run time 1m, compile column 2m.' in markdown
+    assert '| atss | atss.py | - | - | ok | - | ok: 4/1/0 | 0s |' in markdown
+    assert '| carafe | carafe.py | - | - | n/a: no CPU kernel | - | - | 0s |' \
+        in markdown
+    assert '| :-- | :-- | :-- | :-- | :-- | --: | :-- | --: |' in markdown

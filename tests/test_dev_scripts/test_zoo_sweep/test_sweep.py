@@ -11,6 +11,7 @@ from dataclasses import asdict
 from mmdet_yolor.analysis.config_check.row import (BASELINE_ERROR,
                                                    NOT_RUNNABLE, OK, SweepRow)
 from yolor_dev.zoo_sweep import sweep as zoo_sweep
+from yolor_dev.zoo_sweep.compile_row import CompileRow
 from yolor_dev.zoo_sweep.configs import ConfigSpec
 
 REPO = osp.dirname(
@@ -122,9 +123,35 @@ def test_cli_runs_each_config_in_its_own_process(tmp_path):
     assert out.read_text().split('## Configs')[1] == \
         text.split('## Configs')[1]
 
+    # the compile column alone takes the checks from --rows
+    result = run_cli(*args, '--compile-only')
+    assert result.returncode == 0, result.stderr
+    assert '| carafe | faster-rcnn_r50_fpn-carafe_1x_coco.py | - | - | n/a' \
+        in out.read_text()
+    rows.write_text('')
+    result = run_cli(*args, '--compile-only')
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(
+        f'--compile-only takes the checks from {rows}, which has no row of '
+        'carafe/faster-rcnn_r50_fpn-carafe_1x_coco.py, bytetrack/')
+
 
 def test_cli_refuses_unknown_folders(tmp_path):
     result = run_cli('--folders', 'nope')
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
         'error: not an algorithm folder of ')
+
+
+def test_compile_rows_are_saved_and_loaded_as_compile_rows(tmp_path, settings):
+    rows_file = str(tmp_path / 'compile.jsonl')
+    rows = zoo_sweep.run_sweep([ConfigSpec('atss', 'nope.py')],
+                               settings,
+                               isolated=False,
+                               progress=None,
+                               rows_file=rows_file,
+                               kind=zoo_sweep.COMPILE)
+    assert isinstance(rows[0], CompileRow)
+    assert rows[0].status == BASELINE_ERROR
+    assert list(zoo_sweep.load_rows(rows_file, zoo_sweep.COMPILE).values()) \
+        == rows
