@@ -34,3 +34,22 @@ def test_marked_function_is_inlined_where_dynamo_traces():
     counts = count_compilation(calls_marked, torch.randn(4))
     assert (counts.frames, counts.graph_breaks, counts.recompiles) == (1, 0, 0)
     assert counts.max_error == 0
+
+
+def test_marked_functions_hold_no_frames_of_their_own():
+    """A comprehension or generator in marked code is a code object of its
+    own: run eagerly, its frame is one dynamo tries to compile (a
+    generator's fails), which the baseline does not cost."""
+    import types
+
+    import mmdet_yolor.models  # noqa: F401  (marks YOLOR's functions)
+    from mmdet_yolor.models import eager_frames
+    assert eager_frames._EAGER_AT_TOP_LEVEL
+    nested = {
+        function.__qualname__: [
+            const.co_name for const in function.__code__.co_consts
+            if isinstance(const, types.CodeType)
+        ]
+        for function in eager_frames._EAGER_AT_TOP_LEVEL
+    }
+    assert {name: codes for name, codes in nested.items() if codes} == {}

@@ -6,11 +6,19 @@
 of the module it is mixed into (:func:`attach_alignment`);
 :class:`OutputConvAlignmentMixin` puts one on a conv producing a level
 (``placement='output_convs'``, :func:`attach_output_conv_alignment`).
+
+Both forwards are :func:`~..eager_frames.eager_at_top_level`: where the
+aligned module breaks dynamo's graph (CenterNet's neck runs mmcv's
+deformable convs), dynamo meets the mixin's forward as a frame of its own
+and runs it eagerly, so that the module's own forward is the frame it
+compiles, as in the baseline; compiled, the mixin's forward and its resume
+after the break would be two frames and a graph break more.
 """
 from typing import List
 
 from torch import Tensor, nn
 
+from ..eager_frames import eager_at_top_level
 from ..foldable import ALIGNMENT, FoldableMixin, FoldSite, ImplicitSite
 from ..layers import BaseImplicit, build_implicit, reset_implicits
 from ..wrapping import forward_owner, mix_into, unmix, wrapped_type
@@ -41,6 +49,7 @@ class FeatureAlignmentMixin(FoldableMixin):
         super().init_weights()
         reset_implicits(self)
 
+    @eager_at_top_level
     def forward(self, *args, **kwargs):
         outs = self.yolor_wrapped_forward(self, *args, **kwargs)
         # `in`, not _modules.get(): torch 2.1's dynamo breaks the graph on
@@ -56,8 +65,12 @@ class FeatureAlignmentMixin(FoldableMixin):
                 f'output levels but returned {len(outs)}; pass '
                 f'alignment_levels and alignment_channels to the YOLOR '
                 f'wrapper.')
-        return type(outs)(implicit(out)
-                          for implicit, out in zip(alignment, outs))
+        # a loop, not a generator: run eagerly (see the module docstring),
+        # a generator's frame is one that dynamo tries to compile on its own
+        aligned = []
+        for implicit, out in zip(alignment, outs):
+            aligned.append(implicit(out))
+        return type(outs)(aligned)
 
     def fold_implicit(self) -> List[FoldSite]:
         """Fold what is exact of the alignment of each output level (see
@@ -98,6 +111,7 @@ class OutputConvAlignmentMixin(FoldableMixin):
     def _alignment(self) -> BaseImplicit:
         return self._modules[ALIGNMENT_ATTRIBUTE]
 
+    @eager_at_top_level
     def forward(self, *args, **kwargs):
         return self._alignment(
             self.yolor_wrapped_forward(self, *args, **kwargs))
