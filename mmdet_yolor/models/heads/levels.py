@@ -184,7 +184,9 @@ class LevelCursor:
             return
         if self.per_level_entry:
             ran = self.levels_started
-            what = f'{self._layers()} ran {ran} levels'
+            # the message only where it is raised: its generator would be a
+            # frame of its own at every forward (eager_at_top_level)
+            what = None
         else:
             ran, what = 0, ''
             for site, calls in zip(self.sites, self.calls):
@@ -192,6 +194,8 @@ class LevelCursor:
                     ran, what = calls, f'{site} ran {calls} times'
                     break
         if ran not in (0, self.num_levels):
+            if what is None:
+                what = f'{self._layers()} ran {ran} levels'
             raise RuntimeError(
                 f'{self.head_type} has implicits for {self.num_levels} '
                 f'pyramid levels, but in this forward {what}, so its '
