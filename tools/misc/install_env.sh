@@ -150,8 +150,15 @@ MMCV_REQUIREMENT=$(grep mmcv requirements/mminstall.txt)
 PY_CFLAGS=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("CFLAGS") or "")')
 MMCV_CFLAGS="${CFLAGS:-$PY_CFLAGS} -g0"
 MMCV_CXXFLAGS="${CXXFLAGS:-$PY_CFLAGS} -g0"
+# torch >= 2.14's headers need C++20 (ATen.h stops with "#error C++20 or
+# later"); mmcv 2.1.0 asks for C++17, so its compiler is then wrapped
+# (tools/misc/cxx_with_std.sh). Part of the build's key only where it acts.
+MMCV_CXX_STD=
+grep -q 'C++20 or later' "$("$PY" -c 'import os, torch
+print(os.path.join(os.path.dirname(torch.__file__), "include", "ATen", "ATen.h"))')" 2>/dev/null &&
+    MMCV_CXX_STD=c++20
 MMCV_BUILD="$MMCV_REQUIREMENT $("$PY" -c 'import sys, torch
-print(f"python={sys.version.split()[0]} torch={torch.__version__} cuda={torch.version.cuda} gpu={torch.cuda.is_available()}")') force_cuda=${FORCE_CUDA:-0} arch=${TORCH_CUDA_ARCH_LIST:-} cflags=$MMCV_CFLAGS cxxflags=$MMCV_CXXFLAGS"
+print(f"python={sys.version.split()[0]} torch={torch.__version__} cuda={torch.version.cuda} gpu={torch.cuda.is_available()}")') force_cuda=${FORCE_CUDA:-0} arch=${TORCH_CUDA_ARCH_LIST:-} cflags=$MMCV_CFLAGS cxxflags=$MMCV_CXXFLAGS${MMCV_CXX_STD:+ cxx_std=$MMCV_CXX_STD}"
 MMCV_WHEELS="${MMCV_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmdet_yolor/mmcv-wheels}/$(echo "$MMCV_BUILD" | sha256sum | cut -c1-16)"
 MMCV_RECORD="$VENV/.mmcv-build"
 mmcv_works() { "$PY" -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2.1.0"' >/dev/null 2>&1; }
@@ -160,6 +167,11 @@ mmcv_works() { "$PY" -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2.1.
 build_mmcv_wheel() {
     local tmp status=0
     tmp=$(mktemp -d) && mkdir -p "$MMCV_WHEELS" || return 1
+    if [ -n "$MMCV_CXX_STD" ]; then
+        export MMCV_CXX_STD MMCV_REAL_CXX=${CXX:-c++}
+        local CXX="$PWD/tools/misc/cxx_with_std.sh"
+        export CXX
+    fi
     CFLAGS="$MMCV_CFLAGS" CXXFLAGS="$MMCV_CXXFLAGS" MMCV_WITH_OPS=1 \
         MAX_JOBS=${MAX_JOBS:-$(nproc 2>/dev/null || echo 2)} \
         pip_cmd wheel --no-cache-dir --no-build-isolation --no-deps -w "$tmp" "$MMCV_REQUIREMENT" &&
