@@ -77,6 +77,22 @@ def parse_args():
     return parser.parse_args()
 
 
+def timed_sweep(specs, settings, args, rows_file, kind):
+    """The rows of ``kind`` for ``specs`` and their run time: resumed, the
+    rows' own times, as if run in one go."""
+    start = time.perf_counter()
+    rows = run_sweep(
+        specs,
+        settings,
+        rows_file=rows_file,
+        resume=args.resume,
+        kind=kind,
+        jobs=args.jobs)
+    seconds = sum(row.seconds for row in rows) if args.resume else \
+        time.perf_counter() - start
+    return rows, seconds
+
+
 def main():
     args = parse_args()
     register_all_modules()
@@ -103,30 +119,14 @@ def main():
         rows = [checked[spec.folder, spec.name] for spec in specs]
         check_seconds = sum(row.seconds for row in rows)
     else:
-        start = time.perf_counter()
-        rows = run_sweep(
-            specs,
-            settings,
-            rows_file=args.rows,
-            resume=args.resume,
-            jobs=args.jobs)
-        # resumed: the rows' own times, as if run in one go
-        check_seconds = sum(row.seconds for row in rows) if args.resume \
-            else time.perf_counter() - start
+        rows, check_seconds = timed_sweep(specs, settings, args, args.rows,
+                                          CHECK)
     # a config whose baseline cannot run here is not compiled
     runnable = [
         spec for spec, row in zip(specs, rows) if row.status != NOT_RUNNABLE
     ]
-    start = time.perf_counter()
-    compiled = run_sweep(
-        runnable,
-        settings,
-        rows_file=args.compile_rows,
-        resume=args.resume,
-        kind=COMPILE,
-        jobs=args.jobs)
-    compile_seconds = sum(row.seconds for row in compiled) \
-        if args.resume else time.perf_counter() - start
+    compiled, compile_seconds = timed_sweep(runnable, settings, args,
+                                            args.compile_rows, COMPILE)
     compiled = {(row.folder, row.config): row for row in compiled}
     print(format_table(rows, compiled=compiled))
     if args.out:

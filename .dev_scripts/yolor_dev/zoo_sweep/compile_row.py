@@ -23,13 +23,12 @@ from mmdet_yolor import fuse_implicit, yolorize
 from mmdet_yolor.analysis.config_check.inputs import (eval_batch,
                                                       generate_samples,
                                                       image_shapes, input_spec)
-from mmdet_yolor.analysis.config_check.machine import (NotRunnable,
-                                                       adapt_to_machine,
-                                                       check_in_scope,
-                                                       not_runnable_reason)
+from mmdet_yolor.analysis.config_check.machine import (adapt_to_machine,
+                                                       check_in_scope)
 from mmdet_yolor.analysis.config_check.row import (BASELINE_ERROR, KILLED,
                                                    NOT_RUNNABLE, TIMEOUT,
-                                                   error_line, quiet_logs)
+                                                   baseline_failed, error_line,
+                                                   quiet_logs)
 from mmdet_yolor.analysis.config_check.settings import SweepSettings
 from mmdet_yolor.analysis.config_check.steps import build_model
 from yolor_dev.compiling import CompileCounts, count_compilation
@@ -119,10 +118,7 @@ def _compile_variants(cfg: Config, settings: SweepSettings,
         data = baseline.data_preprocessor(eval_batch(batch), False)
         row.mode, forward = _forward(baseline, data)
     except Exception as error:
-        reason = str(error) if isinstance(error, NotRunnable) else \
-            not_runnable_reason(error)
-        row.status = NOT_RUNNABLE if reason else BASELINE_ERROR
-        row.reason = reason or error_line(error)
+        baseline_failed(row, error)
         return
     try:
         _count(row, 'baseline', forward(baseline), data)

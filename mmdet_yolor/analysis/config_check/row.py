@@ -223,7 +223,7 @@ def _check_variant(cfg: Config, settings: SweepSettings, result: ConfigCheck,
         progress('building the baseline')
         baseline = build_model(cfg, settings.seed)
     except Exception as error:
-        _baseline_failed(row, error)
+        baseline_failed(row, error)
         return
     # the YOLOR model is built before the baseline trains: it starts from
     # the baseline's weights, and its implicits say which outputs of the
@@ -247,7 +247,7 @@ def _check_variant(cfg: Config, settings: SweepSettings, result: ConfigCheck,
         progress('predicting with the baseline')
         predict(baseline, cfg, batch)
     except Exception as error:
-        _baseline_failed(row, error)
+        baseline_failed(row, error)
         return
     del baseline
     if failure is not None:
@@ -299,7 +299,10 @@ def _check_variant(cfg: Config, settings: SweepSettings, result: ConfigCheck,
     _judge(result, probe, outputs)
 
 
-def _baseline_failed(row: SweepRow, error: BaseException) -> None:
+def baseline_failed(row, error: BaseException) -> None:
+    """Set ``row``'s status and reason (a row with those two attributes)
+    for an ``error`` that stopped the baseline: not runnable here, or a
+    baseline error."""
     reason = str(error) if isinstance(error, NotRunnable) else \
         not_runnable_reason(error)
     row.status = NOT_RUNNABLE if reason else BASELINE_ERROR
