@@ -195,3 +195,15 @@ def dynamo_skip_code() -> Optional[Callable[[CodeType], None]]:
     from torch 2.1 to 2.13; None where a torch lacks it. Imports dynamo."""
     import torch._dynamo.eval_frame
     return getattr(torch._dynamo.eval_frame, 'skip_code', None)
+
+
+def compiling_probe() -> Callable[[], bool]:
+    """The function telling whether dynamo traces its caller (a constant
+    True in the frames it compiles): ``torch.compiler.is_compiling`` (torch
+    2.3 on), else ``torch._dynamo.is_compiling`` (torch 2.1 and 2.2).
+    Imports dynamo on those."""
+    probe = getattr(torch.compiler, 'is_compiling', None)
+    if probe is None:
+        from torch import _dynamo
+        probe = _dynamo.is_compiling
+    return probe

@@ -88,6 +88,17 @@ def test_dynamo_skip_code_exists_on_every_stack():
     assert callable(stack_api.dynamo_skip_code())
 
 
+def test_compiling_probe_is_false_eagerly_and_true_where_dynamo_traces():
+    probe = stack_api.compiling_probe()
+    assert probe() is False
+
+    def traced(x):
+        return x + 1 if probe() else x
+
+    compiled = torch.compile(traced, backend='eager', fullgraph=True)
+    assert torch.equal(compiled(torch.zeros(1)), torch.ones(1))
+
+
 class _Unlisted:
     pass
 

@@ -13,12 +13,14 @@ baseline on torch 2.13).
 """
 from typing import Callable, List
 
-from ..stack_api import dynamo_skip_code
+from .. import stack_api
 
 # The functions marked eager_at_top_level, and those of them whose code
 # skip_dynamo_frames has marked for dynamo.
 _EAGER_AT_TOP_LEVEL: List[Callable] = []
 _MARKED: List[Callable] = []
+# The stack's probe of tracing (stack_api.compiling_probe), once found.
+_COMPILING_PROBE: List[Callable[[], bool]] = []
 
 
 def eager_at_top_level(function: Callable) -> Callable:
@@ -38,11 +40,25 @@ def skip_dynamo_frames() -> None:
     untouched. Without dynamo's skip (:func:`~mmdet_yolor.stack_api.
     dynamo_skip_code`) nothing is marked: the frames compile, correct but
     more. Imports dynamo on its first call (about 1 s), not at import."""
+    if not _COMPILING_PROBE:
+        # marked too: torch 2.1 compiles torch._dynamo.is_compiling as a
+        # frame of its own where code run eagerly calls it
+        _COMPILING_PROBE.append(
+            eager_at_top_level(stack_api.compiling_probe()))
     pending = [f for f in _EAGER_AT_TOP_LEVEL if f not in _MARKED]
     if not pending:
         return
-    skip_code = dynamo_skip_code()
+    skip_code = stack_api.dynamo_skip_code()
     for function in pending:
         if skip_code is not None:
             skip_code(function.__code__)
         _MARKED.append(function)
+
+
+@eager_at_top_level
+def is_compiling() -> bool:
+    """Whether dynamo traces the caller (a constant True in the frames it
+    compiles), for the marked code: it calls no frame of its own either."""
+    if not _COMPILING_PROBE:
+        skip_dynamo_frames()
+    return _COMPILING_PROBE[0]()

@@ -52,6 +52,10 @@ DETECTORS = {
     ('mmdet::solov2/solov2_r50_fpn_1x_coco.py', ('paper', 'paper folded')),
     'retinanet-sepbn': ('mmdet::nas_fpn/retinanet_r50_fpn_crop640-50e_coco.py',
                         ('paper', 'paper folded')),
+    # a graph break inside forward_single (mmcv's deformable AdaptiveConv)
+    'cascade-rpn':
+    ('mmdet::cascade_rpn/cascade-rpn_faster-rcnn_r50-caffe_fpn_1x_coco.py',
+     ('paper', 'paper folded')),
     'deformable-detr':
     ('mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py',
      ('paper', 'paper folded')),

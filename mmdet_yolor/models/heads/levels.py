@@ -38,13 +38,27 @@ frames more than TOOD's baseline on torch 2.13); so does a plain
 ``nn.Sequential`` holding a shared refined layer
 (:class:`LevelSequentialMixin`), which torch 2.1 would compile on its own,
 with the level of its first call taken for a constant.
+
+A graph break inside ``forward_single`` (mmcv's deformable ``AdaptiveConv``
+in Cascade RPN's stage heads) makes dynamo resume there in a frame of its
+own, the same for every level; read as an int, the level would be a guard
+of that frame and recompile it at each level (3 frames and recompiles more
+than Cascade RPN's baseline on torch 2.13). So a head that starts its
+levels in ``forward_single`` also holds the level as a tensor, and compiled
+code selects the level's implicits with it
+(:meth:`LevelCursor.level_index_of`): the resumed frame then guards on the
+tensor's shape alone. Where ``forward_single`` runs eagerly, the tensor is
+the owner's ``yolor_level_index`` buffer (on the model's device), set in
+place: torch 2.1 holds a tensor that a compiled frame reaches through a
+module by reference, and would keep a new tensor's first level.
 """
 from types import CodeType
 from typing import List, Optional, Set
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
-from ..eager_frames import eager_at_top_level
+from ..eager_frames import eager_at_top_level, is_compiling
 from ..wrapping import YOLORMixin, forward_owner, wrapped_type
 
 # Attributes of dense heads holding their multi-level prior generator.
@@ -111,6 +125,8 @@ class LevelCursor:
     Attributes:
         sites (list[str]): ``<HeadType>.<layer path>`` of the layers that
             read this cursor; a layer's slot is its index here.
+        level_index (Tensor, optional): With ``per_level_entry``, the level
+            started, as a tensor of shape ``(1, )``; None before the first.
     """
 
     def __init__(self, num_levels: int, head_type: str,
@@ -121,6 +137,7 @@ class LevelCursor:
         self.sites: List[str] = []
         self.active = False
         self.levels_started = 0
+        self.level_index: Optional[Tensor] = None
         self.calls: List[int] = []
 
     def add_layer(self, site: str) -> int:
@@ -133,11 +150,13 @@ class LevelCursor:
         """A forward of the owner starts: no level has run yet."""
         self.active = True
         self.levels_started = 0
+        self.level_index = None
         self.calls = [0] * len(self.sites)
 
     @eager_at_top_level
-    def start_level(self) -> None:
-        """The owner starts its next level (its ``forward_single``)."""
+    def start_level(self, level_index: Tensor) -> None:
+        """The owner starts its next level (its ``forward_single``);
+        ``level_index`` is its ``yolor_level_index`` buffer."""
         if not self.active:
             return  # forward_single called on its own: levels_of() says so
         if self.levels_started == self.num_levels:
@@ -147,33 +166,56 @@ class LevelCursor:
                 f'{ordinal(self.num_levels + 1)} level in one forward. '
                 f'{SHARE_HINT}')
         self.levels_started += 1
+        if is_compiling():
+            # a constant of the graph: a buffer written there would be a
+            # mutated input (no CUDA graphs)
+            self.level_index = torch.full_like(level_index,
+                                               self.levels_started - 1)
+        else:
+            self.level_index = level_index.fill_(self.levels_started - 1)
 
     @eager_at_top_level
     def level_of(self, slot: int) -> int:
         """The level of the current call of the layer in ``slot``."""
-        site = self.sites[slot]
-        if not self.active:
-            raise RuntimeError(
-                f'{site} has implicits for {self.num_levels} pyramid levels '
-                f'and takes its level from a forward of {self.head_type}, '
-                f'but was called outside one. Call the head (head(feats)), '
-                f'or: {SHARE_HINT}')
+        self._check_active(slot)
         if self.per_level_entry:
             level = self.levels_started - 1
             if level < 0:
-                raise RuntimeError(
-                    f'{site} ran before the first forward_single of '
-                    f'{self.head_type}, which starts its levels. '
-                    f'{SHARE_HINT}')
+                self._raise_before_first_level(slot)
             return level
         level = self.calls[slot]
         if level == self.num_levels:
             raise RuntimeError(
-                f'{site} has implicits for {self.num_levels} pyramid levels '
-                f'but was called a {ordinal(level + 1)} time in one forward '
-                f'of {self.head_type}. {SHARE_HINT}')
+                f'{self.sites[slot]} has implicits for {self.num_levels} '
+                f'pyramid levels but was called a {ordinal(level + 1)} '
+                f'time in one forward of {self.head_type}. {SHARE_HINT}')
         self.calls[slot] = level + 1
         return level
+
+    @eager_at_top_level
+    def level_index_of(self, slot: int) -> Tensor:
+        """The level of the current call of the layer in ``slot`` as a
+        tensor of shape ``(1, )``, read without the level's int (see module
+        docstring); for a cursor with ``per_level_entry`` only. A copy:
+        autograd may save it while the buffer moves on to the next level."""
+        self._check_active(slot)
+        if self.level_index is None:
+            self._raise_before_first_level(slot)
+        return self.level_index.clone()
+
+    @eager_at_top_level
+    def _check_active(self, slot: int) -> None:
+        if not self.active:
+            raise RuntimeError(
+                f'{self.sites[slot]} has implicits for {self.num_levels} '
+                f'pyramid levels and takes its level from a forward of '
+                f'{self.head_type}, but was called outside one. Call the '
+                f'head (head(feats)), or: {SHARE_HINT}')
+
+    def _raise_before_first_level(self, slot: int) -> None:
+        raise RuntimeError(
+            f'{self.sites[slot]} ran before the first forward_single of '
+            f'{self.head_type}, which starts its levels. {SHARE_HINT}')
 
     @eager_at_top_level
     def end(self, check: bool) -> None:
@@ -210,7 +252,9 @@ class LevelOwnerMixin(YOLORMixin):
     """Mixed into a head that applies refined layers to its pyramid levels:
     its forward begins and checks its :class:`LevelCursor`
     (``yolor_levels``, None while it owns no shared layer), and its
-    ``forward_single`` starts a level."""
+    ``forward_single`` starts a level. With the cursor it gets the
+    non-persistent buffer ``yolor_level_index``, the cursor's level as a
+    tensor of shape ``(1, )`` where ``forward_single`` runs eagerly."""
 
     yolor_levels: Optional[LevelCursor] = None
 
@@ -218,9 +262,14 @@ class LevelOwnerMixin(YOLORMixin):
         """This head's cursor, created at the first shared layer."""
         if self.yolor_levels is None:
             head_type = wrapped_type(self)
+            num_levels = head_num_levels(self)
             self.yolor_levels = LevelCursor(
-                head_num_levels(self), head_type.__name__,
+                num_levels, head_type.__name__,
                 starts_levels_in_forward_single(head_type))
+            self.register_buffer(
+                'yolor_level_index',
+                torch.zeros(1, dtype=torch.long),
+                persistent=False)
         return self.yolor_levels
 
     @eager_at_top_level
@@ -240,7 +289,7 @@ class LevelOwnerMixin(YOLORMixin):
     @eager_at_top_level
     def forward_single(self, *args, **kwargs):
         if self.yolor_levels is not None:
-            self.yolor_levels.start_level()
+            self.yolor_levels.start_level(self.yolor_level_index)
         return self.yolor_wrapped_forward_single(self, *args, **kwargs)
 
 

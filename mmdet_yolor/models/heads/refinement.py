@@ -11,13 +11,19 @@ that, with the implicits as its children ``implicit_a.<l>`` and
 A layer that a head applies to every pyramid level in turn (FCOS's
 ``conv_cls``) gets one implicit pair per level and reads the level of each
 call from the :class:`~.levels.LevelCursor` of that head. Layers that are
-one per level already (``ModuleList``s) have a single pair each.
+one per level already (``ModuleList``s) have a single pair each. Compiled,
+a layer of a head that starts its levels in ``forward_single`` selects the
+level's implicits by the cursor's level tensor
+(:meth:`~.levels.LevelCursor.level_index_of`), not its int: where a graph
+break inside ``forward_single`` makes dynamo resume there, one frame serves
+every level.
 """
 from typing import List, Optional
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
-from ..eager_frames import eager_at_top_level
+from ..eager_frames import eager_at_top_level, is_compiling
 from ..foldable import INPUT, OUTPUT, FoldableMixin, FoldSite, ImplicitSite
 from ..layers import ImplicitA, ImplicitM
 from ..layers.folding import (fold_add_into_consumer,
@@ -46,8 +52,12 @@ class PredictionRefinementMixin(FoldableMixin):
 
     @eager_at_top_level
     def forward(self, x, *args, **kwargs):
-        level = '0' if self.yolor_levels is None else str(
-            self.yolor_levels.level_of(self.yolor_slot))
+        levels = self.yolor_levels
+        if levels is not None and levels.per_level_entry and is_compiling():
+            return self._forward_at_level_index(
+                levels.level_index_of(self.yolor_slot), x, *args, **kwargs)
+        level = '0' if levels is None else str(
+            levels.level_of(self.yolor_slot))
         # the implicits by key: ModuleList.__getitem__ is a frame of its own
         # where dynamo meets this forward eagerly (torch 2.1 compiles it)
         if INPUT_IMPLICITS in self._modules:
@@ -55,6 +65,16 @@ class PredictionRefinementMixin(FoldableMixin):
         out = self.yolor_wrapped_forward(self, x, *args, **kwargs)
         if OUTPUT_IMPLICITS in self._modules:
             out = self._modules[OUTPUT_IMPLICITS]._modules[level](out)
+        return out
+
+    def _forward_at_level_index(self, index: Tensor, x, *args, **kwargs):
+        """:meth:`forward` at the level ``index`` (a tensor of shape
+        ``(1, )``), for compiled code."""
+        if INPUT_IMPLICITS in self._modules:
+            x = _combine_at(self._modules[INPUT_IMPLICITS], index, x)
+        out = self.yolor_wrapped_forward(self, x, *args, **kwargs)
+        if OUTPUT_IMPLICITS in self._modules:
+            out = _combine_at(self._modules[OUTPUT_IMPLICITS], index, out)
         return out
 
     def implicit_sites(self) -> List[ImplicitSite]:
@@ -126,6 +146,18 @@ class PredictionRefinementMixin(FoldableMixin):
                    for name in REFINEMENT_ATTRIBUTES.values()):
             del self.yolor_site, self.yolor_levels, self.yolor_slot
             unmix(self)
+
+
+def _combine_at(implicits: nn.ModuleList, index: Tensor, x: Tensor) -> Tensor:
+    """``implicits[index](x)``: every level's ``g`` stacked and the one at
+    ``index`` taken by ``index_select``, a tensor operation that no value of
+    the level guards."""
+    first = implicits._modules['0']
+    first.check_channels(x)
+    values = torch.stack([
+        implicit.broadcastable(x) for implicit in implicits._modules.values()
+    ])
+    return first.combine(x, values.index_select(0, index)[0])
 
 
 def attach_prediction_refinement(layer: nn.Module,

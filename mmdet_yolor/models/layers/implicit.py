@@ -219,7 +219,12 @@ class ImplicitA(BaseImplicit):
     @eager_at_top_level
     def forward(self, x: Tensor) -> Tensor:
         self.check_channels(x)
-        return x + self.broadcastable(x)
+        return self.combine(x, self.broadcastable(x))
+
+    @staticmethod
+    def combine(x: Tensor, g: Tensor) -> Tensor:
+        """``x + g`` for ``g`` broadcastable against ``x``."""
+        return x + g
 
 
 @MODELS.register_module()
@@ -237,7 +242,12 @@ class ImplicitM(BaseImplicit):
     @eager_at_top_level
     def forward(self, x: Tensor) -> Tensor:
         self.check_channels(x)
-        return x * self.broadcastable(x)
+        return self.combine(x, self.broadcastable(x))
+
+    @staticmethod
+    def combine(x: Tensor, g: Tensor) -> Tensor:
+        """``x * g`` for ``g`` broadcastable against ``x``."""
+        return x * g
 
 
 @MODELS.register_module()
@@ -254,10 +264,14 @@ class ImplicitC(BaseImplicit):
     offset = 0.0
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.combine(x, self.broadcastable(x))
+
+    def combine(self, x: Tensor, g: Tensor) -> Tensor:
+        """``cat([x, g], dim)``, ``g`` (broadcastable against ``x``)
+        repeated over every other position."""
         expanded = list(x.shape)
         expanded[self.dim] = self.channels
-        return torch.cat([x, self.broadcastable(x).expand(expanded)],
-                         dim=self.dim)
+        return torch.cat([x, g.expand(expanded)], dim=self.dim)
 
 
 IMPLICIT_OPERATORS = {

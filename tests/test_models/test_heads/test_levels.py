@@ -16,8 +16,12 @@ from torch import nn
 from mmdet_yolor.models.heads.levels import (LevelCursor, LevelOwnerMixin,
                                              head_num_levels, ordinal,
                                              starts_levels_in_forward_single)
+from mmdet_yolor.models.heads.refinement import attach_prediction_refinement
 from mmdet_yolor.models.wrapping import mix_into
+from yolor_dev.compiling import count_compilation
 
+# a level owner's yolor_level_index, for cursors driven by hand
+LEVEL_INDEX = torch.zeros(1, dtype=torch.long)
 SHARE = r'Build the head with share_across_levels=True to use one implicit ' \
     r'pair for every call\.'
 
@@ -82,6 +86,21 @@ class OwnLoopHead(MultiApplyHead):
         for x in feats:
             outputs.append(self.probe(x))
         return outputs
+
+
+class BreakingHead(MultiApplyHead):
+    """Its ``forward_single`` breaks dynamo's graph before the prediction
+    layer, as mmcv's deformable conv does in Cascade RPN's stage heads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+        self.conv_cls = nn.Conv2d(2, 3, 1)
+
+    def forward_single(self, x):
+        x = self.conv(x)
+        torch._dynamo.graph_break()
+        return self.conv_cls(x),
 
 
 class ComprehensionHead(MultiApplyHead):
@@ -197,7 +216,7 @@ def test_begin_resets_levels_and_calls():
         cursor.add_layer('Head.reg')
         cursor.begin()
         assert cursor.active and cursor.calls == [0, 0]
-        cursor.start_level()
+        cursor.start_level(LEVEL_INDEX)
         cursor.level_of(1)
         cursor.level_of(1)
         cursor.end(check=False)
@@ -206,7 +225,7 @@ def test_begin_resets_levels_and_calls():
         assert cursor.levels_started == 0
         assert cursor.calls == [0, 0]
         if per_level_entry:
-            cursor.start_level()
+            cursor.start_level(LEVEL_INDEX)
         assert cursor.level_of(1) == 0
 
 
@@ -215,7 +234,7 @@ def test_per_level_entry_level_is_set_by_start_level_for_every_layer():
     cls, reg = cursor.add_layer('Head.cls'), cursor.add_layer('Head.reg')
     cursor.begin()
     for level in range(3):
-        cursor.start_level()
+        cursor.start_level(LEVEL_INDEX)
         # however often a layer runs within the level
         assert [cursor.level_of(cls) for _ in range(3)] == [level] * 3
         assert cursor.level_of(reg) == level
@@ -225,11 +244,42 @@ def test_per_level_entry_level_is_set_by_start_level_for_every_layer():
     assert not cursor.active
 
 
+def test_per_level_entry_level_index_is_the_started_level_as_a_tensor():
+    cursor = LevelCursor(3, 'Head', per_level_entry=True)
+    slot = cursor.add_layer('Head.cls')
+    for _ in range(2):  # begin forgets the last forward's level
+        cursor.begin()
+        assert cursor.level_index is None
+        for level in range(3):
+            cursor.start_level(LEVEL_INDEX)
+            # run eagerly, the level is written into the owner's buffer
+            assert cursor.level_index is LEVEL_INDEX
+            assert int(LEVEL_INDEX) == level
+            index = cursor.level_index_of(slot)
+            assert index.shape == (1, ) and int(index) == level
+            # a copy, which the next level leaves as it is
+            assert index.data_ptr() != LEVEL_INDEX.data_ptr()
+        cursor.end(check=True)
+
+
+def test_level_index_outside_a_forward_or_before_its_first_level_is_an_error():
+    cursor = LevelCursor(5, 'FCOSHead', per_level_entry=True)
+    slot = cursor.add_layer('FCOSHead.conv_cls')
+    with pytest.raises(RuntimeError, match=r'but was called outside one\.'):
+        cursor.level_index_of(slot)
+    cursor.begin()
+    with pytest.raises(
+            RuntimeError,
+            match=r'^FCOSHead\.conv_cls ran before the first forward_single '
+            r'of FCOSHead'):
+        cursor.level_index_of(slot)
+
+
 def test_start_level_outside_a_forward_does_nothing():
     cursor = LevelCursor(2, 'Head', per_level_entry=True)
     cursor.add_layer('Head.cls')
     for _ in range(3):  # forward_single called on its own
-        cursor.start_level()
+        cursor.start_level(LEVEL_INDEX)
     assert cursor.levels_started == 0 and not cursor.active
 
 
@@ -239,12 +289,12 @@ def test_starting_more_levels_than_the_cursor_has_is_an_error():
     cursor.add_layer('RPNHead.rpn_reg')
     cursor.begin()
     for _ in range(3):
-        cursor.start_level()
+        cursor.start_level(LEVEL_INDEX)
     with pytest.raises(
             RuntimeError,
             match=r'^RPNHead has implicits for 3 pyramid levels on rpn_cls, '
             r'rpn_reg but started a 4th level in one forward\. ' + SHARE):
-        cursor.start_level()
+        cursor.start_level(LEVEL_INDEX)
     assert cursor.levels_started == 3
 
 
@@ -313,7 +363,7 @@ def test_end_accepts_every_level_or_none(levels):
     entry.add_layer('Head.cls')
     entry.begin()
     for _ in range(levels):
-        entry.start_level()
+        entry.start_level(LEVEL_INDEX)
         entry.level_of(0)
     entry.end(check=True)
     assert not entry.active
@@ -335,7 +385,7 @@ def test_end_check_per_level_entry_with_part_of_the_levels_is_an_error():
     cursor.add_layer('FCOSHead.conv_reg')
     cursor.begin()
     for _ in range(2):
-        cursor.start_level()
+        cursor.start_level(LEVEL_INDEX)
     with pytest.raises(
             RuntimeError,
             match=r'^FCOSHead has implicits for 5 pyramid levels, but in '
@@ -380,7 +430,7 @@ def test_end_without_check_after_an_interruption(per_level_entry):
     cursor = LevelCursor(3, 'Head', per_level_entry)
     slot = cursor.add_layer('Head.cls')
     cursor.begin()
-    cursor.start_level()
+    cursor.start_level(LEVEL_INDEX)
     cursor.level_of(slot)  # one level of three, then the forward raised
     cursor.end(check=False)
     assert not cursor.active
@@ -388,7 +438,7 @@ def test_end_without_check_after_an_interruption(per_level_entry):
     cursor.begin()
     levels = []
     for _ in range(3):
-        cursor.start_level()
+        cursor.start_level(LEVEL_INDEX)
         levels.append(cursor.level_of(slot))
     assert levels == [0, 1, 2]
     cursor.end(check=True)
@@ -398,7 +448,7 @@ def test_messages_name_layer_paths_below_the_head():
     cursor = LevelCursor(2, 'CascadeRPNHead', per_level_entry=True)
     cursor.add_layer('CascadeRPNHead.stages.1.rpn_cls')
     cursor.begin()
-    cursor.start_level()
+    cursor.start_level(LEVEL_INDEX)
     with pytest.raises(
             RuntimeError, match=r'this forward stages\.1\.rpn_cls ran 1 '):
         cursor.end(check=True)
@@ -418,10 +468,10 @@ def test_a_second_level_of_a_one_level_cursor_says_2nd():
     cursor = LevelCursor(1, 'Head', per_level_entry=True)
     cursor.add_layer('conv')
     cursor.begin()
-    cursor.start_level()
+    cursor.start_level(LEVEL_INDEX)
     with pytest.raises(
             RuntimeError, match=r'on conv but started a 2nd level in one'):
-        cursor.start_level()
+        cursor.start_level(LEVEL_INDEX)
 
 
 # --- LevelOwnerMixin ---------------------------------------------------------
@@ -447,6 +497,16 @@ def test_level_cursor_is_made_once_from_the_head():
     looping = mix_into(LoopingHead(), LevelOwnerMixin).level_cursor()
     assert (looping.num_levels, looping.head_type,
             looping.per_level_entry) == (3, 'LoopingHead', False)
+
+
+def test_the_owner_holds_its_level_index_in_a_buffer_outside_its_state():
+    head = owner(strides=(4, 8, 16, 32))
+    # a buffer, so that it follows the model's device
+    assert 'yolor_level_index' in dict(head.named_buffers())
+    assert 'yolor_level_index' not in head.state_dict()
+    head(features(4))
+    assert head.yolor_levels.level_index is head.yolor_level_index
+    assert head.yolor_level_index.tolist() == [3]
 
 
 def test_each_forward_single_starts_a_level():
@@ -535,3 +595,23 @@ def test_deepcopy_gives_the_copy_its_own_cursor():
     clone(features())
     assert clone.probe.seen == [0, 0, 1, 1, 2, 2]
     assert head.probe.seen == []
+
+
+def test_a_graph_break_in_forward_single_recompiles_per_shape_not_level():
+    # dynamo resumes inside forward_single in one frame for every level: the
+    # refined layer there selects its level by the cursor's tensor, so the
+    # frame recompiles for a new shape as the baseline's does, not per level
+    torch.manual_seed(0)
+    plain = BreakingHead()
+    head = mix_into(copy.deepcopy(plain), LevelOwnerMixin)
+    attach_prediction_refinement(head.conv_cls, head.level_cursor(), {},
+                                 'BreakingHead.conv_cls')
+    feats = [torch.randn(1, 2, 16 >> level, 16 >> level) for level in range(3)]
+    baseline = count_compilation(plain, feats)
+    yolor = count_compilation(head, feats)
+    assert (yolor.frames, yolor.graph_breaks,
+            yolor.recompiles) == (baseline.frames, baseline.graph_breaks,
+                                  baseline.recompiles)
+    # with each level's own (random) implicits: compiled, every level
+    # still meets its own
+    assert yolor.max_error < 1e-6

@@ -151,7 +151,7 @@ def test_layers_of_one_cursor_read_the_level_it_started():
     assert cursor.sites == ['Head.cls', 'Head.reg']
     cursor.begin()
     for level in range(2):
-        cursor.start_level()
+        cursor.start_level(torch.zeros(1, dtype=torch.long))
         for _ in range(2):  # a level is a forward_single, not a call
             torch.testing.assert_close(cls(x), expected(cls_plain, x, level))
             torch.testing.assert_close(reg(x), expected(reg_plain, x, level))

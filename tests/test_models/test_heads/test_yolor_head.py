@@ -234,7 +234,7 @@ def test_prediction_layers_follow_idetect_pattern(name):
         assert (cursor is not None) == shared
         if shared:  # level 0, as in the head's first forward_single
             cursor.begin()
-            cursor.start_level()
+            cursor.start_level(yolor.yolor_level_index)
         with torch.no_grad():
             expected = layer.implicit_m[0](
                 torch.nn.functional.linear(layer.implicit_a[0]
@@ -315,7 +315,7 @@ def test_level_is_set_by_forward_single_however_often_a_layer_runs():
     cursor = yolor.yolor_levels
     cursor.begin()
     for level in range(2):
-        cursor.start_level()
+        cursor.start_level(yolor.yolor_level_index)
         x = torch.randn(1, 32, 4, 4)
         first, second = yolor.conv_cls(x), yolor.conv_cls(x)
         assert torch.equal(first, second)
