@@ -18,6 +18,8 @@ Applied when the plugin is imported (:data:`IMPORT_FIXES`):
   checkpoints in place;
 - ``ssd_predict`` (:mod:`.ssd_predict`): ``SSDHead`` lacks the ``loss_cls``
   mmdet's prediction reads;
+- ``cpu_mask_paste`` (:mod:`.cpu_mask_paste`): mmdet's CPU mask paste
+  raises for a box outside the image;
 - ``compile`` (:mod:`.compile_train_step`): dynamo cannot compile mmengine's
   whole ``train_step``; confirmed by the first ``compile=True`` run;
 - ``multi_apply`` (:mod:`.multi_apply`): dynamo cannot trace ``map`` over
@@ -31,14 +33,16 @@ run on a machine without CUDA: ``cpu_distributed``
 """
 from typing import List
 
-from . import (atomic_checkpoints, compile_train_step, history_buffer,
-               multi_apply, onnx_cast_long, onnx_exporter, resume, ssd_predict)
+from . import (atomic_checkpoints, compile_train_step, cpu_mask_paste,
+               history_buffer, multi_apply, onnx_cast_long, onnx_exporter,
+               resume, ssd_predict)
 from .registry import (DISABLE_FIXES_ENV, Fix, applied_fixes,
                        applied_fixes_summary, apply_fixes, declare,
                        is_disabled, record_applied)
 
 IMPORT_FIXES = (history_buffer.FIX, resume.FIX, atomic_checkpoints.FIX,
-                ssd_predict.FIX, compile_train_step.FIX, multi_apply.FIX)
+                ssd_predict.FIX, cpu_mask_paste.FIX, compile_train_step.FIX,
+                multi_apply.FIX)
 DEPLOY_FIXES = (onnx_exporter.FIX, onnx_cast_long.FIX)
 declare(IMPORT_FIXES + DEPLOY_FIXES)
 

@@ -141,6 +141,7 @@ OBSERVE = textwrap.dedent("""
     from mmengine.runner import Runner
     from mmengine.runner.checkpoint import CheckpointLoader
     from mmdet.models.dense_heads import SSDHead
+    from mmdet.models.roi_heads.mask_heads import fcn_mask_head
     import mmdet_yolor
     from mmdet_yolor import compat
     import torch._dynamo  # runs the probe of multi_apply
@@ -157,6 +158,8 @@ OBSERVE = textwrap.dedent("""
             atomic_checkpoints=registry_utils.backends['local'].__module__
             .startswith('mmdet_yolor'),
             ssd_predict=hasattr(SSDHead, 'loss_cls'),
+            cpu_mask_paste=hasattr(fcn_mask_head._do_paste_mask,
+                                   '__wrapped__'),
             compile=hasattr(Runner._maybe_compile, '__wrapped__'),
             multi_apply=multi_apply.__code__.co_filename ==
             compat.multi_apply.__file__)))
@@ -181,9 +184,10 @@ def stock_defects():
     return observe('all', PROBE='1')
 
 
-@pytest.mark.parametrize(
-    'disabled', ['', 'all', 'resume', 'ssd_predict,'
-                 'compile', 'multi_apply'])
+@pytest.mark.parametrize('disabled', [
+    '', 'all', 'resume', 'ssd_predict,'
+    'compile', 'multi_apply', 'cpu_mask_paste'
+])
 def test_what_importing_applies(disabled, stock_defects):
     observed = observe(disabled)
     off = set(disabled.split(',')) if disabled != 'all' else set(stock_defects)
