@@ -11,6 +11,7 @@ take the same data-dependent branches (how many boxes survive an NMS): what
 differs is YOLOR's code alone.
 """
 import copy
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Tuple
@@ -101,18 +102,19 @@ def compile_config(cfg: Config, folder: str, name: str,
     start = time.perf_counter()
     row = CompileRow(folder, name)
     try:
-        _compile_variants(copy.deepcopy(cfg), settings, row)
+        with tempfile.TemporaryDirectory(prefix='compile_row_') as work_dir:
+            _compile_variants(copy.deepcopy(cfg), settings, row, work_dir)
     finally:
         row.seconds = time.perf_counter() - start
     return row
 
 
-def _compile_variants(cfg: Config, settings: SweepSettings,
-                      row: CompileRow) -> None:
+def _compile_variants(cfg: Config, settings: SweepSettings, row: CompileRow,
+                      work_dir: str) -> None:
     try:
         check_in_scope(cfg)
         shapes = image_shapes(cfg, settings)
-        adapt_to_machine(cfg, shapes)
+        adapt_to_machine(cfg, shapes, work_dir)
         baseline = build_model(cfg, settings.seed).eval()
         batch = generate_samples(input_spec(cfg, baseline), shapes, settings)
         data = baseline.data_preprocessor(eval_batch(batch), False)

@@ -2,18 +2,25 @@
 """What the sweep can run on this CPU machine: the models in its scope, the
 changes that let a config run here from scratch, and why a baseline that
 fails cannot run here."""
+import copy
 import inspect
+import os.path as osp
 import re
 from typing import List, Optional, Sequence, Tuple
 
+import torch
 from mmdet.models.detectors import BaseDetector
 from mmdet.registry import MODELS
 from mmengine.config import Config
+from mmengine.hub import get_config
 
 from ...config_edits import nested_dicts, strip_pretrained
 from ...models.wrapping import init_parameter
 
 SYNC_NORMS = ('SyncBN', 'MMSyncBN', 'NaiveSyncBN', 'TorchSyncBN')
+# How mmdet's configs name their teacher's config file: relative to the root
+# of an mmdet checkout (``ld``'s ``teacher_config='configs/gfl/...'``).
+CHECKOUT_CONFIGS = 'configs/'
 
 
 class NotRunnable(Exception):
@@ -51,11 +58,19 @@ def check_in_scope(cfg: Config) -> None:
                           'build time)')
 
 
-def adapt_to_machine(cfg: Config, shapes: Sequence[Tuple[int,
-                                                         int]]) -> List[str]:
+def adapt_to_machine(cfg: Config,
+                     shapes: Sequence[Tuple[int, int]],
+                     work_dir: Optional[str] = None) -> List[str]:
     """Adapt ``cfg`` in place to run from scratch on this CPU machine and
     return what was changed, one phrase per kind of change.
 
+    - A teacher config given as a file (knowledge distillation:
+      ``teacher_config``) is read into the model config, so that its
+      pretrained weights are dropped as well; a path relative to an mmdet
+      checkout (``configs/gfl/...``) is read from the installed mmdet.
+    - A teacher checkpoint (``teacher_ckpt``) cannot be downloaded: the
+      teacher, built and initialised here, is saved in ``work_dir`` and
+      loaded from there, as the model loads its trained teacher.
     - Pretrained weights (``init_cfg`` of type ``Pretrained``,
       ``pretrained=``) are dropped: nothing can be downloaded. The module
       that loses them learns its BN statistics (``norm_eval=False``):
@@ -67,17 +82,32 @@ def adapt_to_machine(cfg: Config, shapes: Sequence[Tuple[int,
       (``shapes``, their ``(height, width)``) instead of the config's crop
       size.
 
+    Args:
+        cfg (Config): The config, changed in place.
+        shapes (Sequence[tuple[int, int]]): ``(height, width)`` of the
+            generated images.
+        work_dir (str, optional): Where a teacher checkpoint made here is
+            written; it must outlive the model's builds.
+
     Raises:
         NotRunnable: If the model loads trained weights when it is built
-            (``teacher_ckpt`` of knowledge distillation).
+            other than a teacher's (a ``*_ckpt`` key), or a teacher's
+            without a ``work_dir``.
     """
     done = set()
     pad_size = tuple(max(shape[i] for shape in shapes) for i in (0, 1))
+    checkpoints = [(item, key) for item in nested_dicts(cfg.model)
+                   for key, value in item.items()
+                   if key.endswith('_ckpt') and value]
+    for item, key in checkpoints:
+        if key != 'teacher_ckpt' or work_dir is None:
+            raise NotRunnable(f'loads trained weights at build time '
+                              f'({key}={item[key]})')
     for item in nested_dicts(cfg.model):
-        for key, value in item.items():
-            if key.endswith('_ckpt') and value:
-                raise NotRunnable(f'loads trained weights at build time '
-                                  f'({key}={value})')
+        if isinstance(item.get('teacher_config'), str):
+            item['teacher_config'] = dict(
+                model=_teacher_config(item['teacher_config']).model)
+            done.add('teacher config read in')
     for item in strip_pretrained(cfg.model):
         done.add('pretrained weights dropped')
         if item.get('norm_eval',
@@ -103,7 +133,37 @@ def adapt_to_machine(cfg: Config, shapes: Sequence[Tuple[int,
         optim_wrapper.pop('loss_scale', None)
         optim_wrapper.pop('dtype', None)
         done.add('AMP off')
+    for item, key in checkpoints:
+        item[key] = _save_teacher(cfg.model, item, key, work_dir)
+        done.add('teacher checkpoint made here')
     return sorted(done)
+
+
+def _teacher_config(path: str) -> Config:
+    """The teacher config at ``path``, or where it does not exist and names
+    a file of an mmdet checkout (``configs/gfl/x.py``), the installed
+    mmdet's copy of it."""
+    if not osp.isfile(path) and path.startswith(CHECKOUT_CONFIGS):
+        return get_config('mmdet::' + path[len(CHECKOUT_CONFIGS):])
+    return Config.fromfile(path)
+
+
+def _save_teacher(model_cfg: dict, item: dict, key: str, work_dir: str) -> str:
+    """Build the model of ``model_cfg`` without loading ``item[key]``, save
+    the state of its ``teacher_model`` in ``work_dir`` and return the
+    path."""
+    unloaded = copy.deepcopy(model_cfg)
+    for candidate in nested_dicts(unloaded):
+        if candidate.get(key) == item[key]:
+            candidate[key] = None
+    teacher = getattr(MODELS.build(unloaded), 'teacher_model', None)
+    if teacher is None:
+        raise NotRunnable(f'loads trained weights at build time '
+                          f'({key}={item[key]}) into a model without a '
+                          f'teacher_model')
+    path = osp.join(work_dir, f'{key}.pth')
+    torch.save(dict(state_dict=teacher.state_dict()), path)
+    return path
 
 
 # Bugs of the installed mmdet that stop a baseline, by the text of the error
@@ -140,16 +200,6 @@ def missing_package(error: BaseException) -> Optional[str]:
     return None
 
 
-def _raised_in(error: BaseException, function: str) -> bool:
-    """Whether ``error`` was raised inside a function named ``function``."""
-    frame = error.__traceback__
-    while frame is not None:
-        if frame.tb_frame.f_code.co_name == function:
-            return True
-        frame = frame.tb_next
-    return False
-
-
 def not_runnable_reason(error: BaseException) -> Optional[str]:
     """Why ``error``, raised by a baseline, means that the config cannot
     run on this machine; None if it does not."""
@@ -161,10 +211,6 @@ def not_runnable_reason(error: BaseException) -> Optional[str]:
     for text, reason in MMDET_BUGS.items():
         if text in str(error):
             return reason
-    if isinstance(error, RuntimeError) and _raised_in(error, '_do_paste_mask'):
-        return ('mmdet pastes masks on CPU only around the boxes, and fails '
-                'on a box outside the image, which this untrained model '
-                'predicts')
     package = missing_package(error)
     if package:
         note = PACKAGE_NOTES.get(package, 'not installed')

@@ -3,6 +3,7 @@
 train on the same generated inputs, the YOLOR model predicts and is
 folded, and the checks say whether the plugin did its job."""
 import copy
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -203,23 +204,26 @@ def check_config(
     start = time.perf_counter()
     result = ConfigCheck(SweepRow(folder, name), yolor)
     try:
-        _check_variant(cfg, settings, result, progress or (lambda line: None))
+        with tempfile.TemporaryDirectory(prefix='config_check_') as work_dir:
+            _check_variant(cfg, settings, result, progress
+                           or (lambda line: None), work_dir)
     finally:
         result.row.seconds = time.perf_counter() - start
     return result
 
 
 def _check_variant(cfg: Config, settings: SweepSettings, result: ConfigCheck,
-                   progress: Callable[[str], None]) -> None:
+                   progress: Callable[[str], None], work_dir: str) -> None:
     """Build, train and predict with the baseline of ``cfg`` and its YOLOR
     form, fold that and predict again, filling ``result`` as each phase
-    ends (an exception leaves what was found so far)."""
+    ends (an exception leaves what was found so far); files made for the
+    machine (a teacher checkpoint) go to ``work_dir``."""
     row = result.row
     cfg = copy.deepcopy(cfg)
     try:
         check_in_scope(cfg)
         shapes = image_shapes(cfg, settings)
-        row.adaptations = adapt_to_machine(cfg, shapes)
+        row.adaptations = adapt_to_machine(cfg, shapes, work_dir)
         progress('building the baseline')
         baseline = build_model(cfg, settings.seed)
     except Exception as error:
