@@ -141,3 +141,21 @@ def test_not_runnable_reasons_of_known_failures():
     assert machine.not_runnable_reason(failed_import) == (
         'needs the mmseg package: not installed')
     assert machine.not_runnable_reason(RuntimeError('other')) is None
+
+
+def test_test_proposals_are_capped_by_proposals_times_classes(settings):
+    # V3Det: 13204 classes, each a candidate of every proposal for an
+    # untrained sigmoid classifier
+    cfg = get_config('mmdet::v3det/faster_rcnn_r50_fpn_8x4_sample1e-3_'
+                     'mstrain_v3det_2x.py')
+    assert cfg.model.test_cfg.rpn.max_per_img == 1000
+    done = machine.adapt_to_machine(cfg, settings.image_shapes())
+    assert 'test proposals capped (proposals x classes <= 250k)' in done
+    assert cfg.model.test_cfg.rpn.max_per_img == \
+        machine.MAX_NMS_CANDIDATES // 13204
+    # COCO's 80 classes and 1000 proposals stay as they are
+    cfg = get_config('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    assert not any(
+        'proposals' in phrase
+        for phrase in machine.adapt_to_machine(cfg, settings.image_shapes()))
+    assert cfg.model.test_cfg.rpn.max_per_img == 1000
