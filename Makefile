@@ -8,8 +8,8 @@ export VENV
 PYTHON := $(VENV)/bin/python
 LINT_PATHS := mmdet_yolor configs tools .dev_scripts tests setup.py
 
-.PHONY: install test test-quick test-stacks demo lint lint-env format clean \
-	gpu-check-prepare gpu-check
+.PHONY: install test test-quick test-stacks sweep-stack demo lint lint-env \
+	format clean gpu-check-prepare gpu-check
 
 install:
 	@bash tools/misc/install_env.sh
@@ -31,6 +31,15 @@ test-quick: install
 # each torch's first mmcv build.
 test-stacks:
 	python3 .dev_scripts/test_stacks.py $(STACKS)
+
+# The zoo sweep's stack for the folders that need torchvision (ConvNeXt,
+# TIMM backbones, CrowdDet; docs/usage.md, "Which detectors"): torch
+# 2.14.1, whose PyPI torchvision 0.29.1 runs on the CPU, with mmpretrain
+# and timm. Not in CI. mmcv builds for it with C++20 (install_env.sh).
+SWEEP_VENV ?= .venv-torch2.14.1
+sweep-stack:
+	TORCH_VERSION=2.14.1 VENV=$(SWEEP_VENV) bash tools/misc/install_env.sh
+	$(SWEEP_VENV)/bin/python -m pip install -q -r requirements/sweep.txt
 
 demo: install
 	$(PYTHON) tools/demo.py $(DEMO_ARGS)

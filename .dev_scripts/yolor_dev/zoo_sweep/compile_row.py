@@ -66,6 +66,7 @@ class CompileRow:
             compiled outputs from its eager ones, relative to their largest
             value.
         seconds (float): Run time of the row.
+        torch (str): Version of the torch the row ran on.
     """
     folder: str
     config: str
@@ -75,6 +76,7 @@ class CompileRow:
     counts: Dict[str, list] = field(default_factory=dict)
     max_error: Dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    torch: str = ''
 
     def counts_of(self, variant: str) -> Optional[Tuple[int, int, int]]:
         """``(frames, graph breaks, recompiles)`` of ``variant``, or None

@@ -231,6 +231,19 @@ def _escape(text: str) -> str:
     return text.replace('|', '\\|')
 
 
+def other_stacks(rows: Sequence[SweepRow],
+                 compiled: Optional[CompileRows] = None) -> str:
+    """A sentence naming the configs whose rows ran on another torch than
+    this one (the sweep stack's, ``make sweep-stack``); '' if none."""
+    elsewhere = {}
+    for row in list(rows) + list((compiled or {}).values()):
+        if row.torch and row.torch != torch.__version__:
+            elsewhere.setdefault(row.torch, set()).add(row.folder)
+    return ''.join(f' On torch {version} (`make sweep-stack`): '
+                   f'{", ".join(sorted(folders))}.'
+                   for version, folders in sorted(elsewhere.items()))
+
+
 def format_markdown(rows: Sequence[SweepRow],
                     settings: SweepSettings,
                     command: str,
@@ -260,7 +273,7 @@ def format_markdown(rows: Sequence[SweepRow],
         f'Made by `{command}` on {datetime.date.today().isoformat()}, '
         f'{machine_description()}; run time {format_duration(seconds)}' +
         (f', compile column {format_duration(compile_seconds)}'
-         if compiled is not None else '') + '.',
+         if compiled is not None else '') + '.' + other_stacks(rows, compiled),
         '',
         'Each config of the installed mmdet (one per algorithm folder: the '
         'first model of its `metafile.yml`, or a lighter sibling with the '
@@ -317,9 +330,11 @@ def format_markdown(rows: Sequence[SweepRow],
         '',
         'Adapted to run here: ' +
         (', '.join(adaptations) if adaptations else 'nothing') +
-        ' (pretrained weights cannot be downloaded; synchronised BN and AMP '
-        'need distributed CUDA training; a fixed-size batch pad follows the '
-        'generated image size).',
+        ' (pretrained weights and teacher checkpoints cannot be '
+        'downloaded: a teacher is built and saved here; synchronised BN and '
+        'AMP need distributed CUDA training; a fixed-size batch pad follows '
+        'the generated image size; an untrained sigmoid classifier keeps '
+        'every proposal a candidate of every class, and V3Det has 13204).',
         '',
         '## Totals',
         '',

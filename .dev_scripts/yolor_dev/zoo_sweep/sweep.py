@@ -189,6 +189,7 @@ def run_sweep(specs: Sequence[ConfigSpec],
     with ThreadPoolExecutor(jobs) as pool:
         for index, (spec,
                     row) in enumerate(zip(todo, pool.map(make_row, todo)), 1):
+            row.torch = torch.__version__  # the rows' processes run this one
             new[spec.folder, spec.name] = row
             if rows_file:
                 with open(rows_file, 'a') as f:

@@ -75,6 +75,8 @@ class SweepRow:
             were zero or excused, state-dict keys that differ.
         adaptations (list[str]): What was changed to run the config here.
         seconds (float): Run time of the row.
+        torch (str): Version of the torch the row ran on (the sweep sets
+            it; '' where it was not recorded).
     """
     folder: str
     config: str
@@ -89,6 +91,7 @@ class SweepRow:
     notes: List[str] = field(default_factory=list)
     adaptations: List[str] = field(default_factory=list)
     seconds: float = 0.0
+    torch: str = ''
 
 
 @dataclass

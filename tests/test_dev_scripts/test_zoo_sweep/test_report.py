@@ -101,6 +101,25 @@ def test_markdown_lists_what_did_not_run_and_the_notes():
         '- `misc`: Detectron2 checkpoint-conversion configs\n')
 
 
+def test_rows_made_on_another_torch_are_named(monkeypatch):
+    monkeypatch.setattr(report.torch, '__version__', '2.13.0')
+    rows = [
+        SweepRow('a', '1.py', OK, torch='2.13.0'),
+        SweepRow('convnext', '1.py', OK, torch='2.14.1'),
+        SweepRow('old', '1.py', OK),  # not recorded: no claim
+    ]
+    compiled = {
+        ('crowddet', '1.py'): CompileRow('crowddet', '1.py', torch='2.14.1')
+    }
+    assert report.other_stacks(rows) == \
+        ' On torch 2.14.1 (`make sweep-stack`): convnext.'
+    assert report.other_stacks(rows, compiled) == \
+        ' On torch 2.14.1 (`make sweep-stack`): convnext, crowddet.'
+    assert report.other_stacks(rows[:1]) == ''
+    markdown = report.format_markdown(rows, SweepSettings(), 'cmd', 3)
+    assert 'On torch 2.14.1 (`make sweep-stack`): convnext.' in markdown
+
+
 def test_compile_column():
     rows = [
         SweepRow('atss', 'atss.py', OK),
