@@ -120,6 +120,8 @@ def shrink_zoo_config(cfg: Config) -> Config:
     if backbone.type == 'ResNet' and backbone.depth == 50:
         backbone.depth = 18
         reader = model.get('neck') or model.get('panoptic_head')
+        if isinstance(reader, list):  # a neck list reads through its first
+            reader = reader[0]
         reader.in_channels = [channels // 4 for channels in reader.in_channels]
     for part in ('encoder', 'decoder'):
         if part in model:

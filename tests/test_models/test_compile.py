@@ -52,6 +52,9 @@ DETECTORS = {
     ('mmdet::solov2/solov2_r50_fpn_1x_coco.py', ('paper', 'paper folded')),
     'retinanet-sepbn': ('mmdet::nas_fpn/retinanet_r50_fpn_crop640-50e_coco.py',
                         ('paper', 'paper folded')),
+    # a graph break inside a neck list (DyHead's deformable conv)
+    'dyhead': ('mmdet::dyhead/atss_r50-caffe_fpn_dyhead_1x_coco.py',
+               ('paper', 'paper folded')),
     # a graph break inside forward_single (mmcv's deformable AdaptiveConv)
     'cascade-rpn':
     ('mmdet::cascade_rpn/cascade-rpn_faster-rcnn_r50-caffe_fpn_1x_coco.py',

@@ -222,6 +222,7 @@ class ImplicitA(BaseImplicit):
         return self.combine(x, self.broadcastable(x))
 
     @staticmethod
+    @eager_at_top_level
     def combine(x: Tensor, g: Tensor) -> Tensor:
         """``x + g`` for ``g`` broadcastable against ``x``."""
         return x + g
@@ -245,6 +246,7 @@ class ImplicitM(BaseImplicit):
         return self.combine(x, self.broadcastable(x))
 
     @staticmethod
+    @eager_at_top_level
     def combine(x: Tensor, g: Tensor) -> Tensor:
         """``x * g`` for ``g`` broadcastable against ``x``."""
         return x * g
@@ -266,6 +268,7 @@ class ImplicitC(BaseImplicit):
     def forward(self, x: Tensor) -> Tensor:
         return self.combine(x, self.broadcastable(x))
 
+    @eager_at_top_level
     def combine(self, x: Tensor, g: Tensor) -> Tensor:
         """``cat([x, g], dim)``, ``g`` (broadcastable against ``x``)
         repeated over every other position."""

@@ -13,6 +13,7 @@ from mmdet.registry import MODELS
 from mmengine.model import Sequential
 from torch import nn
 
+from ..eager_frames import eager_at_top_level
 from ..wrapping import (YOLORWrapper, build_with_mixin, merged_config,
                         mix_into, resolve_type)
 from .alignment import (ALIGNMENT_ATTRIBUTE, FeatureAlignmentMixin,
@@ -26,8 +27,11 @@ PLACEMENTS = ('outputs', 'output_convs')
 class NeckSequence(Sequential):
     """A list of necks applied in turn, with the keys mmdet gives a neck
     list (``0.*``, ``1.*``...). Unlike ``Sequential`` it skips the
-    alignment it carries as a child."""
+    alignment it carries as a child; run eagerly where dynamo meets it on
+    its own, as ``Sequential.forward`` is (a graph break inside a neck:
+    DyHead's deformable conv)."""
 
+    @eager_at_top_level
     def forward(self, x):
         for name, module in self._modules.items():
             if name != ALIGNMENT_ATTRIBUTE:
