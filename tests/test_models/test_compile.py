@@ -59,6 +59,10 @@ DETECTORS = {
     'cascade-rpn':
     ('mmdet::cascade_rpn/cascade-rpn_faster-rcnn_r50-caffe_fpn_1x_coco.py',
      ('paper', 'paper folded')),
+    # a neck that breaks the graph (mmcv's deformable convs): the feature
+    # alignment's forward runs eagerly around it
+    'centernet': ('mmdet::centernet/centernet_r18-dcnv2_8xb16-crop512-140e_'
+                  'coco.py', ('paper', 'paper folded')),
     'deformable-detr':
     ('mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py',
      ('paper', 'paper folded')),

@@ -56,19 +56,22 @@ class FeatureAlignmentMixin(FoldableMixin):
         # get() of a module's _modules
         if ALIGNMENT_ATTRIBUTE not in self._modules:  # 'output_convs'
             return outs
-        alignment = self._modules[ALIGNMENT_ATTRIBUTE]
+        # the implicits from their dict: run eagerly, ModuleList's
+        # __getitem__, __len__ and __iter__ are frames that torch 2.1's
+        # dynamo compiles on their own (CenterNet: 2 frames)
+        implicits = list(self._modules[ALIGNMENT_ATTRIBUTE]._modules.values())
         if isinstance(outs, Tensor):
-            return alignment[0](outs)
-        if len(outs) != len(alignment):
+            return implicits[0](outs)
+        if len(outs) != len(implicits):
             raise ValueError(
-                f'{type(self).__name__} was built for {len(alignment)} '
+                f'{type(self).__name__} was built for {len(implicits)} '
                 f'output levels but returned {len(outs)}; pass '
                 f'alignment_levels and alignment_channels to the YOLOR '
                 f'wrapper.')
         # a loop, not a generator: run eagerly (see the module docstring),
         # a generator's frame is one that dynamo tries to compile on its own
         aligned = []
-        for implicit, out in zip(alignment, outs):
+        for implicit, out in zip(implicits, outs):
             aligned.append(implicit(out))
         return type(outs)(aligned)
 
