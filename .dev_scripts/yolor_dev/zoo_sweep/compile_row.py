@@ -117,7 +117,8 @@ def _compile_variants(cfg: Config, settings: SweepSettings, row: CompileRow,
         check_in_scope(cfg)
         shapes = image_shapes(cfg, settings)
         adapt_to_machine(cfg, shapes, work_dir)
-        baseline = build_model(cfg, settings.seed).eval()
+        baseline = build_model(cfg, settings.seed)
+        baseline.eval()  # not chained: LAD's and LD's train() return None
         batch = generate_samples(input_spec(cfg, baseline), shapes, settings)
         data = baseline.data_preprocessor(eval_batch(batch), False)
         row.mode, forward = _forward(baseline, data)
