@@ -53,29 +53,38 @@ class PredictionRefinementMixin(FoldableMixin):
     @eager_at_top_level
     def forward(self, x, *args, **kwargs):
         levels = self.yolor_levels
-        if levels is not None and levels.per_level_entry and is_compiling():
-            return self._forward_at_level_index(
-                levels.level_index_of(self.yolor_slot), x, *args, **kwargs)
-        level = '0' if levels is None else str(
-            levels.level_of(self.yolor_slot))
-        # the implicits by key: ModuleList.__getitem__ is a frame of its own
-        # where dynamo meets this forward eagerly (torch 2.1 compiles it)
+        if levels is None:
+            level = '0'
+        elif levels.per_level_entry and is_compiling():
+            level = levels.level_index_of(self.yolor_slot)
+        else:
+            level = str(levels.level_of(self.yolor_slot))
         if INPUT_IMPLICITS in self._modules:
-            x = self._modules[INPUT_IMPLICITS]._modules[level](x)
+            x = self._implicit_at(INPUT_IMPLICITS, level, x)
         out = self.yolor_wrapped_forward(self, x, *args, **kwargs)
         if OUTPUT_IMPLICITS in self._modules:
-            out = self._modules[OUTPUT_IMPLICITS]._modules[level](out)
+            out = self._implicit_at(OUTPUT_IMPLICITS, level, out)
         return out
 
-    def _forward_at_level_index(self, index: Tensor, x, *args, **kwargs):
-        """:meth:`forward` at the level ``index`` (a tensor of shape
-        ``(1, )``), for compiled code."""
-        if INPUT_IMPLICITS in self._modules:
-            x = _combine_at(self._modules[INPUT_IMPLICITS], index, x)
-        out = self.yolor_wrapped_forward(self, x, *args, **kwargs)
-        if OUTPUT_IMPLICITS in self._modules:
-            out = _combine_at(self._modules[OUTPUT_IMPLICITS], index, out)
-        return out
+    @eager_at_top_level
+    def _implicit_at(self, name: str, level, x: Tensor) -> Tensor:
+        """The implicit ``name`` of ``level`` applied to ``x``: ``level`` is
+        its key (``'0'``), or in compiled code the level as a tensor of
+        shape ``(1, )``, whose implicit is taken from every level's ``g``
+        stacked, by ``index_select``: a tensor operation that no value of
+        the level guards."""
+        # by key: ModuleList.__getitem__ is a frame of its own where dynamo
+        # meets this code eagerly (torch 2.1 compiles it)
+        implicits = self._modules[name]._modules
+        if isinstance(level, str):
+            return implicits[level](x)
+        first = implicits['0']
+        first.check_channels(x)
+        # a loop, not a comprehension: no frame of its own where run eagerly
+        values = []
+        for implicit in implicits.values():
+            values.append(implicit.broadcastable(x))
+        return first.combine(x, torch.stack(values).index_select(0, level)[0])
 
     def implicit_sites(self) -> List[ImplicitSite]:
         return [
@@ -146,18 +155,6 @@ class PredictionRefinementMixin(FoldableMixin):
                    for name in REFINEMENT_ATTRIBUTES.values()):
             del self.yolor_site, self.yolor_levels, self.yolor_slot
             unmix(self)
-
-
-def _combine_at(implicits: nn.ModuleList, index: Tensor, x: Tensor) -> Tensor:
-    """``implicits[index](x)``: every level's ``g`` stacked and the one at
-    ``index`` taken by ``index_select``, a tensor operation that no value of
-    the level guards."""
-    first = implicits._modules['0']
-    first.check_channels(x)
-    values = torch.stack([
-        implicit.broadcastable(x) for implicit in implicits._modules.values()
-    ])
-    return first.combine(x, values.index_select(0, index)[0])
 
 
 def attach_prediction_refinement(layer: nn.Module,
