@@ -8,6 +8,8 @@ import subprocess
 import sys
 from dataclasses import asdict
 
+import torch
+
 from mmdet_yolor.analysis.config_check.row import (BASELINE_ERROR,
                                                    NOT_RUNNABLE, OK, SweepRow)
 from yolor_dev.zoo_sweep import sweep as zoo_sweep
@@ -68,6 +70,8 @@ def test_run_sweep_saves_each_row_and_resumes(tmp_path, settings):
 
     rows = run_sweep()
     assert [row.status for row in rows] == [BASELINE_ERROR] * 2
+    # each row says which torch it ran on
+    assert [row.torch for row in rows] == [torch.__version__] * 2
     assert lines[0].startswith('[1/2] atss nope.py ... baseline error ')
     assert lines[1].startswith('[2/2] fcos ') and lines[1].endswith('ETA 0s')
     assert list(zoo_sweep.load_rows(rows_file).values()) == rows
